@@ -1,0 +1,285 @@
+"""Profiles, environment variables, device choice and seeding.
+
+This is the only module of :mod:`graphtrust` that reads the environment. Everything
+that depends on where and how the book runs asks this module:
+
+``GRAPHTRUST_PROFILE``
+    ``quick`` (CPU, minutes; what CI and a laptop run) or ``full`` (the papers'
+    datasets, budgets and repetitions; meant for a GPU). Unset: ``full`` when CUDA
+    is available, ``quick`` otherwise.
+``GRAPHTRUST_MIRROR``
+    A directory laid out like the upstream URLs without their scheme: the file of
+    ``https://X`` lives at ``$GRAPHTRUST_MIRROR/X``. Read instead of downloading.
+``GRAPHTRUST_CACHE``
+    Writable root for processed datasets and saved results. Default:
+    ``$XDG_CACHE_HOME/graphtrust`` or ``~/.cache/graphtrust``.
+``GRAPHTRUST_DEVICE``
+    Force a torch device (``cpu``, ``cuda``, ``cuda:1``). Unset: CUDA when available.
+
+Chapters never branch on the profile themselves: they call :func:`sizes` with their
+chapter key and read the numbers it returns, so both profiles run the same code.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import numpy as np
+import torch
+
+PROFILES = ("quick", "full")
+REPOSITORY = "graphtrust/graphtrust"  # GitHub org/name, used for Colab links and installs
+BRANCH = "main"
+
+
+class ConfigError(ValueError):
+    """An environment variable holds a value the library cannot use."""
+
+
+# --------------------------------------------------------------------------- profile
+
+
+def profile_name() -> str:
+    """The active profile: ``"quick"`` or ``"full"``.
+
+    Raises :class:`ConfigError` for any other value of ``GRAPHTRUST_PROFILE``.
+    """
+    raw = os.environ.get("GRAPHTRUST_PROFILE", "").strip()
+    if not raw:
+        return "full" if torch.cuda.is_available() else "quick"
+    name = raw.lower()
+    if name not in PROFILES:
+        raise ConfigError(
+            f"GRAPHTRUST_PROFILE={raw!r} is not a profile; use one of {', '.join(PROFILES)} "
+            "(or leave it unset: 'full' with a CUDA GPU, 'quick' without)."
+        )
+    return name
+
+
+def _profile_source() -> str:
+    if os.environ.get("GRAPHTRUST_PROFILE", "").strip():
+        return "set by GRAPHTRUST_PROFILE"
+    return "default: CUDA available" if torch.cuda.is_available() else "default: no CUDA GPU"
+
+
+class Sizes(Mapping):
+    """Read-only sizes of one chapter in the active profile; keys are also attributes."""
+
+    def __init__(self, chapter: str, profile: str, values: Mapping[str, Any]):
+        self._chapter = chapter
+        self._profile = profile
+        self._values = MappingProxyType(dict(values))
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key]
+
+    def __getattr__(self, key: str) -> Any:
+        if key.startswith("_"):
+            raise AttributeError(key)
+        try:
+            return self._values[key]
+        except KeyError:
+            raise AttributeError(
+                f"chapter {self._chapter!r} has no size {key!r} (has: {', '.join(self._values)})"
+            ) from None
+
+    def __iter__(self):
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    @property
+    def profile(self) -> str:
+        return self._profile
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
+        return f"Sizes[{self._chapter}/{self._profile}]({body})"
+
+
+# Every chapter's sizes, both profiles side by side. Only sizes differ between profiles;
+# the code path is the same. ``runtime`` is the measured wall time of the whole chapter
+# (see book/status for the machine), shown in each chapter's first output.
+_SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    "foundations": {
+        "quick": dict(
+            datasets=("cora_ml", "cora"),
+            seeds=(0, 1, 2),
+            epochs=200,
+            patience=50,
+            runtime="about 1 minute on 2 CPU cores",
+        ),
+        "full": dict(
+            datasets=("cora_ml", "cora"),
+            seeds=tuple(range(10)),
+            epochs=500,
+            patience=100,
+            runtime="about 3 minutes on 2 CPU cores, under a minute on a GPU",
+        ),
+    },
+}
+
+
+def register_sizes(chapter: str, *, quick: Mapping[str, Any], full: Mapping[str, Any]) -> None:
+    """Add a chapter's sizes (used by tests and by chapters under development)."""
+    if set(quick) != set(full):
+        raise ConfigError(
+            f"sizes of {chapter!r} must name the same keys in both profiles: "
+            f"quick-only {sorted(set(quick) - set(full))}, full-only {sorted(set(full) - set(quick))}"
+        )
+    _SIZES[chapter] = {"quick": dict(quick), "full": dict(full)}
+
+
+def sizes(chapter: str, profile: str | None = None) -> Sizes:
+    """The sizes of ``chapter`` in ``profile`` (default: the active profile)."""
+    if chapter not in _SIZES:
+        raise KeyError(f"unknown chapter {chapter!r}; known: {', '.join(sorted(_SIZES))}")
+    prof = profile_name() if profile is None else profile
+    if prof not in PROFILES:
+        raise ConfigError(f"unknown profile {prof!r}; use one of {', '.join(PROFILES)}")
+    return Sizes(chapter, prof, _SIZES[chapter][prof])
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def mirror_dir() -> Path | None:
+    """The data mirror from ``GRAPHTRUST_MIRROR``, or ``None`` when unset.
+
+    Raises :class:`ConfigError` when the variable names something that is not a directory.
+    """
+    raw = os.environ.get("GRAPHTRUST_MIRROR", "").strip()
+    if not raw:
+        return None
+    path = Path(raw).expanduser().resolve()
+    if not path.is_dir():
+        raise ConfigError(
+            f"GRAPHTRUST_MIRROR={raw!r} does not exist or is not a directory "
+            f"(resolved to {path}). Point it at a folder laid out like the download URLs "
+            "without their scheme (e.g. ../shared/data), or unset it to download."
+        )
+    return path
+
+
+def cache_dir() -> Path:
+    """Writable root for processed data (``GRAPHTRUST_CACHE`` or a per-user default)."""
+    raw = os.environ.get("GRAPHTRUST_CACHE", "").strip()
+    if raw:
+        path = Path(raw).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+        path = (Path(xdg) if xdg else Path.home() / ".cache") / "graphtrust"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def progress_disabled() -> bool:
+    """True when ``TQDM_DISABLE`` asks for no progress bars (read at call time)."""
+    return os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes")
+
+
+def in_colab() -> bool:
+    """True inside Google Colab."""
+    return "google.colab" in sys.modules or "COLAB_RELEASE_TAG" in os.environ
+
+
+# --------------------------------------------------------------------------- device, seeds
+
+
+def device() -> torch.device:
+    """The torch device to use: ``GRAPHTRUST_DEVICE`` if set, else CUDA when available, else CPU."""
+    raw = os.environ.get("GRAPHTRUST_DEVICE", "").strip()
+    if raw:
+        try:
+            dev = torch.device(raw)
+        except RuntimeError as err:
+            raise ConfigError(f"GRAPHTRUST_DEVICE={raw!r} is not a torch device: {err}") from None
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"GRAPHTRUST_DEVICE={raw!r} but CUDA is not available here.")
+        return dev
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    """Seed Python, NumPy and torch (CPU and CUDA); return a torch generator seeded alike.
+
+    CPU runs are then repeatable. GPU runs of PyG scatter operations are not bit-exact,
+    which is why the book reports mean ± std over seeds.
+    """
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def device_description(dev: torch.device | None = None) -> str:
+    """Human-readable device, e.g. ``"cpu (2 threads)"`` or ``"cuda:0 (NVIDIA H100)"``."""
+    dev = device() if dev is None else dev
+    if dev.type == "cuda":
+        return f"{dev} ({torch.cuda.get_device_name(dev)})"
+    return f"cpu ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a chapter states in its first output."""
+
+    chapter: str
+    profile: str
+    profile_source: str
+    device: str
+    runtime: str
+
+    def __str__(self) -> str:
+        return (
+            f"graphtrust · chapter '{self.chapter}'\n"
+            f"  profile : {self.profile} ({self.profile_source})\n"
+            f"  device  : {self.device}\n"
+            f"  expected run time: {self.runtime}"
+        )
+
+
+def banner(chapter: str) -> RunInfo:
+    """Describe the run of ``chapter``: profile, device and expected run time."""
+    sz = sizes(chapter)
+    return RunInfo(
+        chapter=chapter,
+        profile=sz.profile,
+        profile_source=_profile_source(),
+        device=device_description(),
+        runtime=str(sz.get("runtime", "not measured yet")),
+    )
+
+
+def provenance() -> dict[str, Any]:
+    """Where and with what a result was produced: profile, device, versions, machine."""
+    import torch_geometric
+
+    return {
+        "profile": profile_name(),
+        "device": device_description(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "torch_geometric": torch_geometric.__version__,
+        "numpy": np.__version__,
+        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        "threads": torch.get_num_threads(),
+    }

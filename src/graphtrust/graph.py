@@ -1,0 +1,88 @@
+"""Adjacency helpers shared by every topic: dense <-> edge_index, normalisation, degrees.
+
+Conventions: ``edge_index: (2, 2E) long`` holds both directions of each undirected edge;
+a dense adjacency is ``adj: (N, N) float`` with zero diagonal.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch_geometric.utils import to_undirected
+
+__all__ = [
+    "to_dense",
+    "from_dense",
+    "normalize_dense",
+    "normalized_sparse",
+    "propagate",
+    "degrees",
+    "num_undirected_edges",
+    "check_adjacency",
+]
+
+
+def to_dense(edge_index: torch.Tensor, num_nodes: int, dtype=torch.float32) -> torch.Tensor:
+    """Dense ``(N, N)`` adjacency with ones at ``edge_index`` (no self-loops added)."""
+    adj = torch.zeros(num_nodes, num_nodes, dtype=dtype, device=edge_index.device)
+    adj[edge_index[0], edge_index[1]] = 1
+    return adj
+
+
+def from_dense(adj: torch.Tensor) -> torch.Tensor:
+    """``edge_index: (2, nnz)`` of the non-zero entries of a dense ``(N, N)`` adjacency."""
+    return adj.nonzero().t().contiguous()
+
+
+def normalize_dense(adj: torch.Tensor, self_loops: bool = True) -> torch.Tensor:
+    """``D^{-1/2} (A + I) D^{-1/2}`` for a dense ``(N, N)`` adjacency; differentiable in ``adj``.
+
+    Degrees are taken after adding the self-loops, so no node has degree zero.
+    """
+    if self_loops:
+        adj = adj + torch.eye(adj.size(0), dtype=adj.dtype, device=adj.device)
+    deg = adj.sum(1)
+    inv_sqrt = deg.clamp_min(1e-12).pow(-0.5)
+    return inv_sqrt[:, None] * adj * inv_sqrt[None, :]
+
+
+def normalized_sparse(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Sparse (COO) ``D^{-1/2} (A + I) D^{-1/2}`` of shape ``(N, N)``."""
+    from torch_geometric.nn.conv.gcn_conv import gcn_norm
+
+    ei, w = gcn_norm(edge_index, None, num_nodes, add_self_loops=True)
+    return torch.sparse_coo_tensor(
+        ei, w, (num_nodes, num_nodes), check_invariants=False
+    ).coalesce()
+
+
+def propagate(x: torch.Tensor, edge_index: torch.Tensor, k: int) -> torch.Tensor:
+    """``Â^k X`` with the GCN-normalised adjacency ``Â`` (SGC features). ``x: (N, D)``."""
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    a_hat = normalized_sparse(edge_index, x.size(0))
+    for _ in range(k):
+        x = a_hat @ x
+    return x
+
+
+def degrees(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Out-degree of each node, ``(N,) long`` (the degree, for an undirected edge_index)."""
+    return torch.bincount(edge_index[0], minlength=num_nodes)
+
+
+def num_undirected_edges(edge_index: torch.Tensor) -> int:
+    """Number of undirected edges (self-loops excluded) of a symmetric edge_index."""
+    ei = edge_index[:, edge_index[0] != edge_index[1]]
+    return int(to_undirected(ei).size(1) // 2)
+
+
+def check_adjacency(adj: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless ``adj`` is a square, symmetric, binary, loop-free matrix."""
+    if adj.dim() != 2 or adj.size(0) != adj.size(1):
+        raise ValueError(f"adjacency must be square (N, N), got shape {tuple(adj.shape)}")
+    if not torch.equal(adj, adj.t()):
+        raise ValueError("adjacency is not symmetric (directed graphs are not supported)")
+    if not bool(((adj == 0) | (adj == 1)).all()):
+        raise ValueError("adjacency is not binary (weighted graphs are not supported)")
+    if bool(adj.diagonal().ne(0).any()):
+        raise ValueError("adjacency has self-loops on its diagonal")

@@ -1,0 +1,32 @@
+"""Shared fixtures. Dataset tests read raw files from GRAPHTRUST_MIRROR (or the network)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Make every non-local download fail as it does without a network."""
+    from torch_geometric.io import fs
+
+    real_cp = fs.cp
+
+    def cp(src, dst, *args, **kwargs):
+        if "://" in str(src) and not str(src).startswith("file://"):
+            raise OSError(f"network disabled in this test: {src}")
+        return real_cp(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(fs, "cp", cp)
+    return cp
+
+
+@pytest.fixture
+def fresh_cache(tmp_path, monkeypatch):
+    """An empty GRAPHTRUST_CACHE for tests that inspect what gets written."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("GRAPHTRUST_CACHE", str(cache))
+    return cache

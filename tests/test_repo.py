@@ -1,0 +1,99 @@
+"""Checks on the repository itself: chapter pairs in sync, clean notebooks, lint, toc."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
+PAIRED = sorted(p for p in BOOK.glob("*.md") if p.read_text().startswith("---\njupytext:"))
+CHAPTERS = [p for p in PAIRED if re.match(r"ch\d\d_", p.name)]
+
+
+def test_there_are_paired_chapters():
+    assert CHAPTERS, "no chapter found in book/"
+    for md in PAIRED:
+        assert md.with_suffix(".ipynb").is_file(), f"{md.name} has no .ipynb twin"
+    for nb in BOOK.glob("*.ipynb"):
+        assert nb.with_suffix(".md").is_file(), f"{nb.name} has no .md source"
+
+
+@pytest.mark.parametrize("md", PAIRED, ids=lambda p: p.name)
+def test_ipynb_is_what_its_md_generates(md, tmp_path):
+    """The committed .ipynb equals `jupytext --to ipynb --update` of its .md."""
+    from jupytext.cli import jupytext
+
+    shutil.copy(md, tmp_path / md.name)
+    shutil.copy(md.with_suffix(".ipynb"), tmp_path / md.with_suffix(".ipynb").name)
+    jupytext(["--quiet", "--to", "ipynb", "--update", str(tmp_path / md.name)])
+    regenerated = (tmp_path / md.with_suffix(".ipynb").name).read_text()
+    assert regenerated == md.with_suffix(".ipynb").read_text(), (
+        f"{md.with_suffix('.ipynb').name} is out of date: run "
+        f"`jupytext --to ipynb --update book/{md.name}` and commit the result"
+    )
+
+
+@pytest.mark.parametrize("md", PAIRED, ids=lambda p: p.name)
+def test_ipynb_is_committed_without_outputs(md):
+    nb = json.loads(md.with_suffix(".ipynb").read_text())
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code":
+            assert not cell.get("outputs") and cell.get("execution_count") is None, (
+                f"{md.with_suffix('.ipynb').name} carries outputs: regenerate it from the .md "
+                "(delete it, then `jupytext --to ipynb --update`)"
+            )
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_opens_with_colab_install_then_banner(md):
+    nb = json.loads(md.with_suffix(".ipynb").read_text())
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    first, second = "".join(code[0]["source"]), "".join(code[1]["source"])
+    assert 'if "google.colab" in sys.modules' in first, "first code cell must be the Colab-only install"
+    assert "hide-cell" in code[0]["metadata"].get("tags", [])
+    assert "config.banner(" in second, "second code cell must print the profile banner"
+
+
+def test_toc_lists_existing_pages_and_config_excludes_md_twins():
+    import yaml
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc["parts"] for c in part["chapters"]]
+    for f in files:
+        assert (ROOT / f"{f}.md").is_file() or (ROOT / f"{f}.ipynb").is_file(), f
+    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert cfg["repository"]["branch"] == "main"
+    assert cfg["launch_buttons"]["colab_url"].startswith("https://colab.research.google.com")
+    from fnmatch import fnmatch
+
+    for md in PAIRED:
+        rel = md.relative_to(ROOT).as_posix()
+        assert any(fnmatch(rel, pat) for pat in cfg["exclude_patterns"]), f"{rel} is not excluded"
+    for md in BOOK.glob("*.md"):
+        if md not in PAIRED:
+            rel = md.relative_to(ROOT).as_posix()
+            assert not any(fnmatch(rel, pat) for pat in cfg["exclude_patterns"]), rel
+
+
+def test_ruff_is_clean():
+    if shutil.which("ruff") is None and subprocess.run(
+        [sys.executable, "-m", "ruff", "--version"], capture_output=True
+    ).returncode:
+        pytest.fail("ruff is not installed: install the test extra (pip install -e '.[test]')")
+    out = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "src", "tests"], cwd=ROOT, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    assert readme.count("<!-- test-command -->") == 1 and readme.count("<!-- book-command -->") == 1
+    assert "test-command" in (ROOT / ".ci" / "run").read_text()
