@@ -61,7 +61,10 @@ def _dims(in_dim: int, hidden: int, out_dim: int, num_layers: int) -> list[int]:
 
 
 class GCN(nn.Module):
-    """Kipf & Welling's GCN with PyG layers: ``(conv → ReLU → dropout)* → conv``."""
+    """Kipf & Welling's GCN with PyG layers: ``(dropout → conv → ReLU)* → dropout → conv``.
+
+    ``activation=None`` drops the ReLU (the linearised GCN of Nettack/Metattack).
+    """
 
     def __init__(
         self,
@@ -71,8 +74,12 @@ class GCN(nn.Module):
         num_layers: int = 2,
         dropout: float = 0.5,
         bias: bool = True,
+        activation: str | None = "relu",
     ):
         super().__init__()
+        if activation not in ("relu", None):
+            raise ValueError(f"activation must be 'relu' or None, got {activation!r}")
+        self.activation = activation
         dims = _dims(in_dim, hidden, out_dim, num_layers)
         self.convs = nn.ModuleList(
             GCNConv(a, b, bias=bias) for a, b in zip(dims[:-1], dims[1:])
@@ -86,7 +93,7 @@ class GCN(nn.Module):
         for i, conv in enumerate(self.convs):
             x = self.input_dropout(x) if i == 0 else F.dropout(x, self.dropout, self.training)
             x = conv(x, edge_index, edge_weight)
-            if i < len(self.convs) - 1:
+            if i < len(self.convs) - 1 and self.activation == "relu":
                 x = F.relu(x)
         return x
 

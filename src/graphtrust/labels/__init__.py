@@ -1,0 +1,22 @@
+"""Label poisoning (Lingam, Akhondzadeh & Bojchevski, ICLR 2024): attacks on training labels.
+
+* :mod:`.attacks` — random and degree baselines, the exact linear-surrogate attacks
+  (SGC, NTK; multi-class and BIN), LafAK.
+* :mod:`.surrogates` — the SGC ridge map (dual form) and the GCN neural tangent kernel.
+"""
+
+from .attacks import (
+    LabelAttack,
+    degree_attack,
+    label_budget,
+    lafak_attack,
+    linear_surrogate_attack,
+    random_attack,
+    top_two_classes,
+)
+from .surrogates import gcn_ntk, ntk_map, sgc_features, sgc_map
+
+__all__ = [
+    "LabelAttack", "label_budget", "top_two_classes", "random_attack", "degree_attack",
+    "linear_surrogate_attack", "lafak_attack", "sgc_features", "sgc_map", "gcn_ntk", "ntk_map",
+]  # fmt: skip

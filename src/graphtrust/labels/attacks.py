@@ -1,0 +1,256 @@
+"""Label-flipping attacks on the labelled pool (Lingam, Akhondzadeh & Bojchevski, ICLR 2024).
+
+Every attack takes the clean labels ``y: (N,)``, the labelled pool ``pool: (ℓ,)`` and a
+budget ``B`` and returns a :class:`LabelAttack`: the poisoned labels of the pool and the
+flipped node ids. Implemented here:
+
+* :func:`random_attack`, :func:`degree_attack` — baselines (multi-class or BIN).
+* :func:`linear_surrogate_attack` — the exact optimum of a linear surrogate (SGC ridge
+  or GCN NTK regression, :mod:`.surrogates`). Predictions ``Z_T = M Ŷ_L`` are linear in
+  the poisoned labels, so the attacker's objective ``Σ_{j∈T} ⟨Z_j, Y_j⟩`` changes by an
+  independent amount per flipped node: ``S = Mᵀ Y_T`` and relabelling node ``i`` from
+  ``y_i`` to ``h`` lowers it by ``S[i, y_i] − S[i, h]``. The best ``B`` flips are the
+  ``B`` largest such gains (best wrong class per node; BIN: the swap between the two
+  largest classes). No integer program is needed.
+* :func:`lafak_attack` — LafAK (Zhang et al., ICDM 2020): binary, closed-form linearised
+  GCN, tanh-relaxed accuracy, Gumbel-logistic flip variables.
+
+BIN ("binary") variants only relabel nodes of the two most frequent classes of the pool,
+swapping one for the other.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from ..graph import degrees
+
+__all__ = [
+    "LabelAttack",
+    "label_budget",
+    "top_two_classes",
+    "random_attack",
+    "degree_attack",
+    "linear_surrogate_attack",
+    "lafak_attack",
+]
+
+
+@dataclass
+class LabelAttack:
+    """Poisoned labels of the pool and what was flipped.
+
+    ``labels: (N,)`` equals the clean labels except on ``flipped: (B,)`` (pool node ids).
+    """
+
+    method: str
+    labels: torch.Tensor
+    flipped: torch.Tensor
+    budget: int
+    seconds: float
+
+    def pool_labels(self, pool: torch.Tensor) -> torch.Tensor:
+        return self.labels[pool]
+
+
+def _check(y: torch.Tensor, pool: torch.Tensor, num_classes: int | None = None) -> int:
+    if y.dim() != 1:
+        raise ValueError(f"labels must be (N,), got {tuple(y.shape)}")
+    c = int(y.max()) + 1 if num_classes is None else num_classes
+    if int(y.min()) < 0 or int(y.max()) >= c:
+        raise ValueError(f"labels must lie in 0..{c - 1}")
+    if pool.numel() == 0:
+        raise ValueError("the labelled pool is empty")
+    if int(pool.min()) < 0 or int(pool.max()) >= y.numel():
+        raise ValueError("pool ids out of range")
+    if torch.unique(y[pool]).numel() < 2:
+        raise ValueError("the labelled pool holds a single class: nothing to flip to")
+    return c
+
+
+def label_budget(fraction: float, pool_size: int) -> int:
+    """``B = ceil(fraction · |pool|)``, as in the paper (5 % of 140 nodes → 7 flips)."""
+    if not 0 < fraction <= 1:
+        raise ValueError(f"budget fraction must lie in (0, 1], got {fraction}")
+    return math.ceil(fraction * pool_size - 1e-9)
+
+
+def top_two_classes(y: torch.Tensor, pool: torch.Tensor) -> tuple[int, int]:
+    """The two most frequent classes among the pool's clean labels (ties: lower id)."""
+    counts = torch.bincount(y[pool])
+    if int((counts > 0).sum()) < 2:
+        raise ValueError("a BIN attack needs at least two classes in the pool")
+    a, b = torch.topk(counts, 2).indices.tolist()
+    return a, b
+
+
+def _eligible(y, pool, budget, binary):
+    if binary:
+        a, b = top_two_classes(y, pool)
+        cand = pool[(y[pool] == a) | (y[pool] == b)]
+        other = {a: b, b: a}
+    else:
+        cand, other = pool, None
+    if budget > cand.numel():
+        raise ValueError(f"budget {budget} exceeds the {cand.numel()} eligible pool nodes")
+    if budget < 1:
+        raise ValueError(f"budget must be at least 1, got {budget}")
+    return cand, other
+
+
+def _relabel(y, nodes, other, num_classes, gen):
+    out = y.clone()
+    for i in nodes.tolist():
+        if other is not None:
+            out[i] = other[int(y[i])]
+        else:
+            wrong = [c for c in range(num_classes) if c != int(y[i])]
+            out[i] = wrong[int(torch.randint(len(wrong), (), generator=gen))]
+    return out
+
+
+def random_attack(y, pool, budget: int, *, binary: bool = False, seed: int = 0, num_classes=None) -> LabelAttack:
+    """``budget`` random pool nodes get a random wrong class (BIN: the other top class)."""
+    start = time.perf_counter()
+    c = _check(y, pool, num_classes)
+    cand, other = _eligible(y, pool, budget, binary)
+    gen = torch.Generator().manual_seed(seed)
+    nodes = cand[torch.randperm(cand.numel(), generator=gen)[:budget]]
+    labels = _relabel(y, nodes, other, c, gen)
+    return LabelAttack("random" + ("-bin" if binary else ""), labels, nodes.sort().values, budget,
+                       time.perf_counter() - start)
+
+
+def degree_attack(y, pool, budget: int, edge_index, *, binary: bool = False, seed: int = 0,
+                  num_classes=None) -> LabelAttack:
+    """The ``budget`` pool nodes of largest degree get a random wrong class (BIN: swap)."""
+    start = time.perf_counter()
+    c = _check(y, pool, num_classes)
+    cand, other = _eligible(y, pool, budget, binary)
+    deg = degrees(edge_index, y.numel())[cand]
+    order = torch.argsort(deg, descending=True, stable=True)
+    nodes = cand[order[:budget]]
+    labels = _relabel(y, nodes, other, c, torch.Generator().manual_seed(seed))
+    return LabelAttack("degree" + ("-bin" if binary else ""), labels, nodes.sort().values, budget,
+                       time.perf_counter() - start)
+
+
+def linear_surrogate_attack(
+    y: torch.Tensor,
+    pool: torch.Tensor,
+    targets: torch.Tensor,
+    target_labels: torch.Tensor,
+    m: torch.Tensor,
+    budget: int,
+    *,
+    binary: bool = False,
+    name: str = "linear",
+    num_classes: int | None = None,
+) -> LabelAttack:
+    """Exact best ``budget`` flips against a linear surrogate ``Z_T = M Ŷ_L``.
+
+    ``m: (|targets|, |pool|)`` from :func:`~.surrogates.sgc_map` or
+    :func:`~.surrogates.ntk_map`; ``target_labels: (|targets|,)`` the labels the attacker
+    assumes for the targets (true test labels, or pseudo-labels). Minimises
+    ``Σ_j ⟨Z_j, Y_j⟩`` over label matrices that differ from the clean pool labels in
+    exactly ``budget`` rows.
+    """
+    start = time.perf_counter()
+    c = _check(y, pool, num_classes)
+    cand, other = _eligible(y, pool, budget, binary)
+    if m.shape != (targets.numel(), pool.numel()):
+        raise ValueError(f"M must be ({targets.numel()}, {pool.numel()}), got {tuple(m.shape)}")
+    y_t = torch.nn.functional.one_hot(target_labels, c).to(m.dtype)
+    s = m.t() @ y_t  # (ℓ, C): S[i, c] = Σ_j M_ji [y_j = c]
+    yl = y[pool]
+    own = s.gather(1, yl[:, None]).squeeze(1)
+    if binary:
+        a, b = top_two_classes(y, pool)
+        eligible = (yl == a) | (yl == b)
+        swap = torch.where(yl == a, torch.full_like(yl, b), torch.full_like(yl, a))
+        new = swap
+        gain = own - s.gather(1, swap[:, None]).squeeze(1)
+        gain = torch.where(eligible, gain, torch.full_like(gain, -math.inf))
+    else:
+        masked = s.clone()
+        masked.scatter_(1, yl[:, None], math.inf)
+        best, new = masked.min(1)
+        gain = own - best
+    order = torch.argsort(gain, descending=True, stable=True)[:budget]
+    labels = y.clone()
+    labels[pool[order]] = new[order]
+    del cand, other
+    suffix = "-bin" if binary else ""
+    return LabelAttack(name + suffix, labels, pool[order].sort().values, budget, time.perf_counter() - start)
+
+
+def lafak_attack(
+    y: torch.Tensor,
+    pool: torch.Tensor,
+    targets: torch.Tensor,
+    target_labels: torch.Tensor,
+    m: torch.Tensor,
+    budget: int,
+    *,
+    steps: int = 100,
+    lr: float = 1e-4,
+    temperature: float = 0.5,
+    taus: tuple[float, ...] = (1, 2, 4, 8, 16, 32, 64, 128),
+    seed: int = 0,
+) -> LabelAttack:
+    """LafAK: flip between the two largest classes, chosen by a relaxed accuracy objective.
+
+    With ``±1`` labels for classes ``a``/``b``, the surrogate predicts ``K (y_L ⊙ z)`` for
+    the targets of those classes (``K`` = rows/columns of ``m``), where ``z_i = 1 − 2·f_i``
+    and ``f_i ∈ (0, 1)`` is a relaxed flip drawn with logistic noise from the flip
+    probability ``α_i`` (temperature ``temperature``). Accuracy is relaxed to
+    ``mean tanh(τ·K(y_L ⊙ z)) · y_T`` and minimised by SGD on ``α``; each ``τ`` of
+    ``taus`` is tried and the one whose discrete top-``budget`` flips give the lowest
+    surrogate accuracy wins (as in the original code).
+    """
+    start = time.perf_counter()
+    _check(y, pool)
+    a, b = top_two_classes(y, pool)
+    cand, _ = _eligible(y, pool, budget, True)
+    yl = y[pool]
+    keep_l = (yl == a) | (yl == b)
+    keep_t = (target_labels == a) | (target_labels == b)
+    k = m[keep_t][:, keep_l].double()
+    sign_l = torch.where(yl[keep_l] == a, 1.0, -1.0).double()
+    sign_t = torch.where(target_labels[keep_t] == a, 1.0, -1.0).double()
+    gen = torch.Generator().manual_seed(seed)
+
+    def surrogate_acc(flip_mask: torch.Tensor) -> float:
+        z = 1.0 - 2.0 * flip_mask.double()
+        return float(((k @ (sign_l * z)).sign() == sign_t).double().mean())
+
+    best = (math.inf, None)
+    for tau in taus:
+        alpha = torch.full((int(keep_l.sum()),), 0.5, dtype=torch.float64, requires_grad=True)
+        opt = torch.optim.SGD([alpha], lr=lr)
+        for _ in range(steps):
+            u = torch.rand(alpha.shape, generator=gen, dtype=torch.float64).clamp(1e-6, 1 - 1e-6)
+            a_c = alpha.clamp(1e-6, 1 - 1e-6)
+            logits = (torch.log(a_c) - torch.log1p(-a_c) + torch.log(u) - torch.log1p(-u)) / temperature
+            z = 1.0 - 2.0 * torch.sigmoid(logits)
+            loss = (torch.tanh(tau * (k @ (sign_l * z))) * sign_t).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                alpha.clamp_(0.0, 1.0)
+        order = torch.argsort(alpha.detach(), descending=True, stable=True)[:budget]
+        mask = torch.zeros_like(alpha, dtype=torch.bool)
+        mask[order] = True
+        acc = surrogate_acc(mask)
+        if acc < best[0]:
+            best = (acc, order)
+    chosen = pool[keep_l][best[1]]
+    labels = y.clone()
+    labels[chosen] = torch.where(y[chosen] == a, torch.full_like(chosen, b), torch.full_like(chosen, a))
+    del cand
+    return LabelAttack("lafak", labels, chosen.sort().values, budget, time.perf_counter() - start)

@@ -1,0 +1,300 @@
+"""Global structure poisoning attacks: Metattack (exact and approximate), first order, DICE, random.
+
+One entry point, :func:`attack`, runs any of them on a PyG ``Data`` with a labelled split
+and returns an :class:`AttackResult`: the perturbed graph and the ordered list of flips.
+Every method is seeded, runs on CPU or GPU unchanged, respects the budget exactly, never
+creates a singleton node, never flips a pair twice, and (optionally) keeps the degree
+distribution's power law (:mod:`.constraints`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch_geometric.data import Data
+
+from .. import config
+from ..graph import from_dense, to_dense
+from ..models import GCN
+from ..progress import progress
+from ..splits import Split
+from ..training import fit
+from .constraints import degree_test_mask, degree_test_statistic, singleton_mask
+from .metagradient import MetaProblem, approx_meta_gradient, exact_meta_gradient
+from .surrogate import as_operator
+
+__all__ = ["METHODS", "AttackResult", "attack", "budget_flips", "self_training_labels"]
+
+# method -> (kind, lambda of the attack loss)
+METHODS: dict[str, tuple[str, float | None]] = {
+    "random": ("random", None),
+    "dice": ("dice", None),
+    "first-order": ("first-order", 0.0),
+    "a-meta-self": ("approx", 0.0),
+    "a-meta-train": ("approx", 1.0),
+    "a-meta-both": ("approx", 0.5),
+    "meta-self": ("exact", 0.0),
+    "meta-train": ("exact", 1.0),
+}
+
+
+@dataclass
+class AttackResult:
+    """A perturbed graph and how it was obtained.
+
+    ``flips: (k, 2) long`` with ``u < v`` in the order chosen; ``inserted: (k,) bool``;
+    ``edge_index: (2, 2E')`` of the perturbed graph (both directions).
+    """
+
+    method: str
+    edge_index: torch.Tensor
+    flips: torch.Tensor
+    inserted: torch.Tensor
+    budget: int
+    seconds: float
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seconds_per_flip(self) -> float:
+        return self.seconds / max(self.budget, 1)
+
+    def perturbed(self, data: Data) -> Data:
+        """A copy of ``data`` with the perturbed edges."""
+        out = data.clone()
+        out.edge_index = self.edge_index.to(data.edge_index.device)
+        return out
+
+    def validate(self, clean_edge_index: torch.Tensor, num_nodes: int, ll_constraint: bool = False) -> None:
+        """Raise ``AssertionError`` unless the result is a valid attack on the clean graph."""
+        clean = to_dense(clean_edge_index.cpu(), num_nodes)
+        adj = to_dense(self.edge_index.cpu(), num_nodes)
+        assert torch.equal(adj, adj.t()), "perturbed graph is not symmetric"
+        assert bool(adj.diagonal().eq(0).all()), "perturbed graph has self-loops"
+        diff = (adj - clean).abs().triu(1)
+        assert int(diff.sum()) == self.budget == self.flips.size(0), (
+            f"{int(diff.sum())} pairs differ, budget {self.budget}, {self.flips.size(0)} flips recorded"
+        )
+        fl = self.flips.cpu()
+        assert bool((diff[fl[:, 0], fl[:, 1]] == 1).all()), "recorded flips do not match the graph"
+        assert bool((adj[fl[:, 0], fl[:, 1]].bool() == self.inserted.cpu()).all())
+        clean_deg, deg = clean.sum(1), adj.sum(1)
+        assert not bool(((deg == 0) & (clean_deg > 0)).any()), "the attack created a singleton"
+        if ll_constraint:
+            assert degree_test_statistic(clean_deg, deg) < 0.004, "degree test violated"
+
+
+def budget_flips(budget: int | float, num_edges: int, num_pairs: int) -> int:
+    """Number of flips: an int is taken as is, a float as a fraction of the clean edges."""
+    if isinstance(budget, bool) or not isinstance(budget, int | float):
+        raise TypeError(f"budget must be an int (flips) or a float (fraction of edges), got {budget!r}")
+    flips = int(budget * num_edges) if isinstance(budget, float) else budget
+    if flips <= 0:
+        raise ValueError(f"budget must be positive: {budget!r} gives {flips} flips")
+    if flips > num_pairs:
+        raise ValueError(f"budget of {flips} flips exceeds the {num_pairs} admissible node pairs")
+    return flips
+
+
+def _check(data: Data, split: Split) -> tuple[torch.Tensor, int]:
+    n = data.num_nodes
+    ei = data.edge_index
+    if ei.numel() == 0:
+        raise ValueError("the graph has no edges")
+    if getattr(data, "edge_weight", None) is not None or getattr(data, "edge_attr", None) is not None:
+        raise ValueError("weighted graphs are not supported: structure attacks flip binary edges")
+    if not data.is_undirected():
+        raise ValueError("the graph is directed: structure attacks need an undirected edge_index")
+    if data.has_self_loops():
+        raise ValueError("the graph has self-loops; remove them first")
+    tr = split.train
+    if tr.numel() == 0:
+        raise ValueError("the training set is empty")
+    if int(tr.min()) < 0 or int(tr.max()) >= n:
+        raise ValueError(f"training indices out of range for {n} nodes")
+    num_classes = int(data.y.max()) + 1
+    missing = sorted(set(range(num_classes)) - set(data.y[tr].tolist()))
+    if missing:
+        raise ValueError(f"classes {missing} have no labelled node in the training set")
+    return ei, num_classes
+
+
+def self_training_labels(data: Data, split: Split, seed: int = 0, device: torch.device | None = None) -> torch.Tensor:
+    """The attacker's labels: true on the labelled nodes, a linear GCN's predictions elsewhere.
+
+    The surrogate is the linearised two-layer GCN (hidden 16, dropout 0.5, Adam 0.01,
+    weight decay 5e-4, 200 epochs), as in the authors' demo.
+    """
+    dev = device or config.device()
+    config.seed_everything(seed)
+    model = GCN(data.num_features, 16, int(data.y.max()) + 1, activation=None, bias=False)
+    train_only = Split(split.train, torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long))
+    res = fit(model, data.x, data.edge_index, data.y, train_only, epochs=200, patience=None, device=dev)
+    with torch.no_grad():
+        pred = res.model(data.x.to(dev), data.edge_index.to(dev)).argmax(1).cpu()
+    pred[split.train] = data.y[split.train]
+    return pred
+
+
+def attack(
+    data: Data,
+    split: Split,
+    method: str,
+    budget: int | float,
+    *,
+    seed: int = 0,
+    steps: int = 100,
+    hidden: int = 16,
+    lr: float = 0.1,
+    momentum: float = 0.9,
+    approx_lr: float = 0.01,
+    ll_constraint: bool = False,
+    reinit: bool = True,
+    labels: torch.Tensor | None = None,
+    device: torch.device | str | None = None,
+    show_progress: bool = True,
+) -> AttackResult:
+    """Poison the structure of ``data`` with ``method`` (see :data:`METHODS`).
+
+    ``budget``: number of flips (int) or a fraction of the clean undirected edges (float).
+    ``labels``: the attacker's labels for DICE and the attack loss; by default true labels
+    on ``split.train`` and self-training predictions elsewhere (the attacker never sees
+    the labels of unlabelled nodes). ``steps``/``lr``/``momentum``: the unrolled SGD of
+    the exact attacks; ``approx_lr``: Adam for A-Meta. ``reinit``: draw the surrogate's
+    initial weights afresh before every flip (as DeepRobust; the authors' TensorFlow code
+    reuses one draw, ``reinit=False``). Returns an :class:`AttackResult`.
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
+    kind, lam = METHODS[method]
+    ei, num_classes = _check(data, split)
+    n = data.num_nodes
+    num_edges = ei.size(1) // 2
+    flips_needed = budget_flips(budget, num_edges, n * (n - 1) // 2)
+    dev = torch.device(device) if device is not None else config.device()
+    gen = torch.Generator().manual_seed(seed)
+    start = time.perf_counter()
+    if labels is None and kind != "random":
+        labels = self_training_labels(data, split, seed=seed, device=dev)
+    adj = to_dense(ei.to(dev), n)
+    deg_clean = adj.sum(1)
+    unlabeled = torch.ones(n, dtype=torch.bool)
+    unlabeled[split.train] = False
+    params: dict[str, Any] = {"seed": seed, "ll_constraint": ll_constraint}
+
+    if kind in ("exact", "approx", "first-order"):
+        problem = MetaProblem(
+            x=as_operator(data.x.to(dev)),
+            targets=labels.to(dev),
+            idx_train=split.train.to(dev),
+            idx_unlabeled=unlabeled.nonzero().view(-1).to(dev),
+            num_classes=num_classes,
+            hidden=hidden,
+            steps=steps,
+            lr=lr,
+            momentum=momentum,
+            lam=lam,
+            approx_lr=approx_lr,
+        )
+        problem.reinitialize(gen)
+        params.update(steps=steps, hidden=hidden, lr=lr, momentum=momentum, lam=lam, reinit=reinit)
+        if kind == "approx":
+            params.update(approx_lr=approx_lr)
+
+        def score(a: torch.Tensor) -> torch.Tensor:
+            if kind == "approx":
+                g = approx_meta_gradient(a, problem, gen)
+            else:
+                if reinit:
+                    problem.reinitialize(gen)
+                g = exact_meta_gradient(a, problem, unroll=(kind == "exact"))
+            return g * (1 - 2 * a)
+        flips, inserted = _greedy(adj, score, flips_needed, deg_clean, ll_constraint, method, show_progress)
+    else:
+        flips, inserted = _sample(adj, kind, labels, flips_needed, deg_clean, ll_constraint, gen, method, show_progress)
+    seconds = time.perf_counter() - start
+    edge_index = from_dense(adj).cpu()
+    return AttackResult(method, edge_index, flips, inserted, flips_needed, seconds, params)
+
+
+def _admissible(adj, u, v, deg, deg_clean, ll_constraint) -> bool:
+    if u == v:
+        return False
+    if adj[u, v] > 0 and (deg[u] <= 1 or deg[v] <= 1):
+        return False
+    if ll_constraint:
+        delta = 1.0 - 2.0 * float(adj[u, v])
+        new = deg.clone()
+        new[u] += delta
+        new[v] += delta
+        return degree_test_statistic(deg_clean, new) < 0.004
+    return True
+
+
+def _sample(adj, kind, labels, budget, deg_clean, ll_constraint, gen, desc, show_progress):
+    """Random flips (``random``) or DICE flips, by rejection sampling of single pairs.
+
+    DICE: with probability 1/2 delete a random edge inside a class, else insert a random
+    non-edge between two classes ("delete internally, connect externally").
+    """
+    n = adj.size(0)
+    flips = torch.empty(budget, 2, dtype=torch.long)
+    inserted = torch.empty(budget, dtype=torch.bool)
+    done: set[tuple[int, int]] = set()
+    lab = labels.cpu() if labels is not None else None
+    deg = adj.sum(1).cpu()
+    a_cpu = adj.cpu()
+    if kind == "dice":  # edges inside a class; DICE never adds to this list
+        internal = a_cpu.triu(1).nonzero()
+        internal = internal[lab[internal[:, 0]] == lab[internal[:, 1]]]
+    for i in progress(range(budget), desc=desc, enabled=show_progress):
+        for _attempt in range(100_000):
+            if kind == "dice" and torch.rand((), generator=gen) < 0.5:
+                if internal.numel() == 0:
+                    continue
+                u, v = internal[int(torch.randint(internal.size(0), (), generator=gen))].tolist()
+            else:
+                u, v = sorted(torch.randint(n, (2,), generator=gen).tolist())
+                if kind == "dice" and (a_cpu[u, v] > 0 or lab[u] == lab[v]):
+                    continue
+            if (u, v) in done or not _admissible(a_cpu, u, v, deg, deg_clean.cpu(), ll_constraint):
+                continue
+            break
+        else:
+            raise RuntimeError(f"no admissible flip found after {i} of {budget} flips")
+        new = 1.0 - float(a_cpu[u, v])
+        a_cpu[u, v] = a_cpu[v, u] = new
+        deg[u] += 2 * new - 1
+        deg[v] += 2 * new - 1
+        done.add((u, v))
+        flips[i, 0], flips[i, 1] = u, v
+        inserted[i] = new == 1.0
+    adj.copy_(a_cpu.to(adj.device))
+    return flips, inserted
+
+
+def _greedy(adj, score_fn, budget, deg_clean, ll_constraint, desc, show_progress):
+    """Flip, ``budget`` times, the admissible pair of highest score; ``adj`` changes in place."""
+    n = adj.size(0)
+    allowed = torch.ones(n, n, dtype=torch.bool, device=adj.device).triu(1)  # u < v, unflipped
+    flips = torch.empty(budget, 2, dtype=torch.long)
+    inserted = torch.empty(budget, dtype=torch.bool)
+    for i in progress(range(budget), desc=desc, enabled=show_progress):
+        s = score_fn(adj)
+        ok = allowed & singleton_mask(adj)
+        if ll_constraint:
+            ok &= degree_test_mask(adj, deg_clean)
+        s = torch.where(ok, s, -math.inf)
+        best = int(torch.argmax(s))
+        if s.view(-1)[best] == -math.inf:
+            raise RuntimeError(f"no admissible flip left after {i} of {budget} flips")
+        u, v = divmod(best, n)
+        new = 1.0 - float(adj[u, v])
+        adj[u, v] = adj[v, u] = new
+        allowed[u, v] = False
+        flips[i, 0], flips[i, 1] = u, v
+        inserted[i] = new == 1.0
+    return flips, inserted

@@ -1,0 +1,90 @@
+"""An ipywidgets explorer over saved Metattack results: attack, dataset, budget → errors and flips."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import torch
+
+from .. import datasets
+from ..results import Result
+from ..training import summarize
+from .experiments import flip_anatomy
+
+__all__ = ["explorer", "summary_at"]
+
+
+def summary_at(result: Result, dataset: str, attack: str, budget: float) -> dict:
+    """Victim errors (percent strings) and flip statistics of one attack at one budget."""
+    entry = result.data["datasets"][dataset]
+    k = int(budget * entry["edges"])
+    if attack == "clean" or k == 0:
+        victims = entry["clean"]
+        flips = torch.empty(0, 2, dtype=torch.long)
+        inserted = torch.empty(0, dtype=torch.bool)
+    else:
+        rec = entry["attacks"][attack]
+        victims = rec["at_budget"].get(str(budget), {})
+        flips = torch.tensor(rec["flips"], dtype=torch.long)[:k]
+        inserted = torch.tensor(rec["inserted"], dtype=torch.bool)[:k]
+    out = {"flips": int(flips.size(0)), "errors": {v: summarize(x).format() for v, x in victims.items()}}
+    if flips.numel():
+        data = datasets.load(dataset, lcc=True)
+        out.update(flip_anatomy(data, flips, inserted))
+    return out
+
+
+def explorer(results: dict[str, Result]):
+    """Widgets to pick a run, dataset, attack and budget; shows errors and the flips' anatomy.
+
+    ``results`` maps a label (e.g. ``"quick (this run)"``) to a saved Metattack
+    :class:`~graphtrust.results.Result`. In a static page the initial selection renders.
+    """
+    import ipywidgets as w
+    from IPython.display import display
+
+    run = w.Dropdown(options=list(results), description="results")
+    ds = w.Dropdown(description="dataset")
+    atk = w.Dropdown(description="attack")
+    bud = w.SelectionSlider(description="budget", options=[0.0], continuous_update=False)
+    out = w.Output()
+
+    def refresh_options(*_):
+        r = results[run.value]
+        ds.options = list(r.data["datasets"])
+        entry = r.data["datasets"][ds.value]
+        atk.options = ["clean", *entry["attacks"]]
+        budgets = [b for b in r.data["budgets"] if b > 0 and str(b) in entry["attacks"].get(atk.value, {}).get("at_budget", {})]
+        bud.options = budgets or [r.data["main_budget"]]
+        if r.data["main_budget"] in bud.options:
+            bud.value = r.data["main_budget"]
+
+    def show(*_):
+        out.clear_output(wait=True)
+        with out:
+            s = summary_at(results[run.value], ds.value, atk.value, bud.value)
+            errs = ", ".join(f"{v}: {e} %" for v, e in s["errors"].items()) or "not evaluated at this budget"
+            print(f"{ds.value} · {atk.value} · budget {bud.value:.1%} ({s['flips']} flips)")
+            print(f"misclassification  {errs}")
+            if s["flips"]:
+                same_ins = s["same_label_inserted"]
+                print(f"inserted {s['share_inserted']:.0%} of the flips; "
+                      f"same-label endpoints among insertions: "
+                      f"{'-' if math.isnan(same_ins) else f'{same_ins:.0%}'} "
+                      f"(clean edges: {s['clean_edge_same_label']:.0%})")
+                fig, ax = plt.subplots(figsize=(4.5, 2.4))
+                ax.hist(s["endpoint_degree_min"], bins=range(0, 30), color="#D55E00", alpha=0.8)
+                ax.set_xlabel("smaller endpoint degree (clean graph)")
+                ax.set_ylabel("flips")
+                plt.show()
+
+    run.observe(lambda *_: (refresh_options(), show()), names="value")
+    ds.observe(lambda *_: (refresh_options(), show()), names="value")
+    atk.observe(lambda *_: (refresh_options(), show()), names="value")
+    bud.observe(show, names="value")
+    refresh_options()
+    atk.value = "meta-self" if "meta-self" in atk.options else atk.options[0]
+    refresh_options()
+    show()
+    display(w.VBox([w.HBox([run, ds]), w.HBox([atk, bud]), out]))

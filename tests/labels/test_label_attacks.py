@@ -1,0 +1,143 @@
+import itertools
+
+import pytest
+import torch
+
+from graphtrust import datasets
+from graphtrust.labels import (
+    degree_attack,
+    gcn_ntk,
+    label_budget,
+    lafak_attack,
+    linear_surrogate_attack,
+    ntk_map,
+    random_attack,
+    sgc_features,
+    sgc_map,
+    top_two_classes,
+)
+
+
+@pytest.fixture(scope="module")
+def graph():
+    data = datasets.load("sbm", num_nodes=200, num_classes=4, avg_degree=5, homophily=0.8,
+                         num_features=24, feature_signal=0.7, seed=3)
+    gen = torch.Generator().manual_seed(0)
+    perm = torch.randperm(200, generator=gen)
+    return data, perm[:30].sort().values, perm[30:].sort().values
+
+
+def _objective(m, labels_pool, target_labels, c):
+    z = m @ torch.nn.functional.one_hot(labels_pool, c).to(m.dtype)
+    return float((z * torch.nn.functional.one_hot(target_labels, c).to(m.dtype)).sum())
+
+
+def test_budget():
+    assert label_budget(0.05, 140) == 7 and label_budget(0.3, 140) == 42 and label_budget(0.1, 25) == 3
+    with pytest.raises(ValueError):
+        label_budget(0.0, 140)
+
+
+def test_dual_ridge_equals_primal(graph):
+    data, pool, test = graph
+    xhat = sgc_features(data.x.double(), data.edge_index)
+    m = sgc_map(xhat, pool, test, lam=0.5)
+    xl = xhat[pool]
+    primal = xhat[test] @ torch.linalg.solve(xl.t() @ xl + 0.5 * torch.eye(xl.size(1), dtype=xl.dtype), xl.t())
+    assert torch.allclose(m, primal, atol=1e-9)
+
+
+def test_linear_ntk_limit_is_min_norm_sgc(graph):
+    """Without ReLU layers the NTK is Â X Xᵀ Â: kernel regression = ridge on ÂX as λ → 0."""
+    data, pool, test = graph
+    theta = gcn_ntk(data.x, data.edge_index, relu_layers=0)
+    xs = sgc_features(data.x.double(), data.edge_index, k=1)
+    assert torch.allclose(theta, xs @ xs.t(), atol=1e-9)
+    assert torch.allclose(ntk_map(theta, pool, test), sgc_map(xs, pool, test, lam=1e-9), atol=1e-5)
+
+
+def test_ntk_is_symmetric_psd(graph):
+    data, _, _ = graph
+    theta = gcn_ntk(data.x, data.edge_index, relu_layers=1)
+    assert torch.allclose(theta, theta.t(), atol=1e-9)
+    assert float(torch.linalg.eigvalsh(theta).min()) > -1e-6 * float(theta.diagonal().max())
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_linear_surrogate_attack_is_the_exact_optimum(graph, binary):
+    data, pool, test = graph
+    small_pool = pool[:10]
+    xhat = sgc_features(data.x.double(), data.edge_index)
+    m = sgc_map(xhat, small_pool, test)
+    y = data.y
+    res = linear_surrogate_attack(y, small_pool, test, y[test], m, 3, binary=binary)
+    got = _objective(m, res.labels[small_pool], y[test], 4)
+    # brute force over all 3-subsets and all wrong classes (BIN: the swap)
+    a, b = top_two_classes(y, small_pool)
+    best = float("inf")
+    for nodes in itertools.combinations(range(10), 3):
+        options = []
+        for i in nodes:
+            yi = int(y[small_pool[i]])
+            if binary:
+                options.append([b if yi == a else a] if yi in (a, b) else [])
+            else:
+                options.append([c for c in range(4) if c != yi])
+        for choice in itertools.product(*options):
+            lab = y[small_pool].clone()
+            lab[list(nodes)] = torch.tensor(choice)
+            best = min(best, _objective(m, lab, y[test], 4))
+    assert got == pytest.approx(best, abs=1e-9)
+    assert int((res.labels != y).sum()) == 3 and set(res.flipped.tolist()) <= set(small_pool.tolist())
+
+
+def test_flip_sets_are_nested_and_bin_touches_two_classes(graph):
+    data, pool, test = graph
+    m = sgc_map(sgc_features(data.x.double(), data.edge_index), pool, test)
+    small = linear_surrogate_attack(data.y, pool, test, data.y[test], m, 3, binary=True)
+    large = linear_surrogate_attack(data.y, pool, test, data.y[test], m, 8, binary=True)
+    assert set(small.flipped.tolist()) <= set(large.flipped.tolist())
+    a, b = top_two_classes(data.y, pool)
+    changed = large.labels != data.y
+    assert set(data.y[changed].tolist()) <= {a, b} and set(large.labels[changed].tolist()) <= {a, b}
+
+
+def test_the_attack_lowers_the_surrogate_accuracy(graph):
+    data, pool, test = graph
+    m = sgc_map(sgc_features(data.x.double(), data.edge_index), pool, test)
+
+    def acc(labels):
+        z = m @ torch.nn.functional.one_hot(labels[pool], 4).double()
+        return float((z.argmax(1) == data.y[test]).double().mean())
+
+    clean = acc(data.y)
+    lsa = acc(linear_surrogate_attack(data.y, pool, test, data.y[test], m, 6, binary=True).labels)
+    rnd = sum(acc(random_attack(data.y, pool, 6, binary=True, seed=s).labels) for s in range(5)) / 5
+    assert lsa < rnd < clean + 1e-9
+
+
+def test_baselines_and_lafak(graph):
+    data, pool, test = graph
+    r = random_attack(data.y, pool, 5, seed=1)
+    assert int((r.labels != data.y).sum()) == 5 and torch.equal(r.labels, random_attack(data.y, pool, 5, seed=1).labels)
+    d = degree_attack(data.y, pool, 5, data.edge_index)
+    deg = torch.bincount(data.edge_index[0], minlength=200)[pool]
+    assert set(d.flipped.tolist()) == set(pool[torch.argsort(deg, descending=True, stable=True)[:5]].tolist())
+    m = sgc_map(sgc_features(data.x.double(), data.edge_index), pool, test)
+    lf = lafak_attack(data.y, pool, test, data.y[test], m, 4, steps=20)
+    a, b = top_two_classes(data.y, pool)
+    assert lf.flipped.numel() == 4 and set(data.y[lf.flipped].tolist()) <= {a, b}
+
+
+def test_bad_input(graph):
+    data, pool, test = graph
+    with pytest.raises(ValueError, match="exceeds"):
+        random_attack(data.y, pool, 31)
+    with pytest.raises(ValueError, match="single class"):
+        random_attack(torch.zeros(10, dtype=torch.long), torch.arange(5), 1)
+    with pytest.raises(ValueError, match="lie in"):
+        random_attack(torch.tensor([0, 1, -1]), torch.arange(2), 1)
+    with pytest.raises(ValueError, match="at least two classes"):
+        top_two_classes(torch.tensor([0, 0, 0, 1]), torch.arange(3))
+    with pytest.raises(ValueError, match="M must be"):
+        linear_surrogate_attack(data.y, pool, test, data.y[test], torch.zeros(3, 3), 2)

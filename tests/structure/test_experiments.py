@@ -1,0 +1,50 @@
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+from graphtrust import config
+from graphtrust.structure import experiments
+from graphtrust.structure.explorer import summary_at
+
+
+def _tiny_sizes():
+    base = dict(config.sizes("metattack", "quick"))
+    base.update(datasets=("polblogs",), budgets=(0.0, 0.001, 0.002), main_budget=0.001, steps=3,
+                attacks=("dice", "meta-self"), sweep_attacks=("meta-self",), victim_seeds=(0,),
+                sweep_seeds=(0,))
+    return config.Sizes("metattack", "test", base)
+
+
+def test_run_produces_tables_transfer_and_prefixes(tmp_path):
+    result = experiments.run(_tiny_sizes(), show_progress=False)
+    entry = result.data["datasets"]["polblogs"]
+    assert entry["main_flips"] == 16 and entry["budget_flips"] == [0, 16, 33]
+    assert len(entry["attacks"]["meta-self"]["flips"]) == 33  # the sweep ran to the largest budget
+    assert set(entry["attacks"]["meta-self"]["at_budget"]) == {"0.001", "0.002"}
+    assert set(entry["attacks"]["dice"]["at_budget"]) == {"0.001"}
+    assert set(entry["transfer"]) == {"clean->clean", "clean->poisoned", "poisoned->clean", "poisoned->poisoned"}
+    rows = experiments.misclassification_table(result)
+    assert [r["attack"] for r in rows] == ["clean", "dice", "meta-self", "features only (no graph)"]
+    path = result.save(tmp_path / "r.json")
+    again = type(result).load(path)
+    s = summary_at(again, "polblogs", "meta-self", 0.002)
+    assert s["flips"] == 33 and "gcn" in s["errors"] and 0 <= s["share_inserted"] <= 1
+    assert summary_at(again, "polblogs", "clean", 0.001)["flips"] == 0
+
+
+def test_metattack_benchmark_reports_speed_and_floor():
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "graphtrust.bench", "metattack", "--dataset", "polblogs", "--flips", "2",
+         "--steps", "5"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout.strip().splitlines()
+    rec = json.loads(out[-1])
+    for key in ("seconds_per_flip", "a_meta_self_seconds_per_flip", "peak_rss_mib", "device", "threads",
+                "floor_seconds_per_flip", "bandwidth_gbs"):
+        assert key in rec
+    assert rec["seconds_per_flip"] > 0 and rec["floor_seconds_per_flip"] < rec["seconds_per_flip"]
+    assert torch.get_num_threads() >= 1

@@ -1,0 +1,215 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch_geometric.data import Data
+from torch_geometric.utils import to_undirected
+
+from graphtrust import datasets
+from graphtrust.graph import normalize_dense, to_dense
+from graphtrust.splits import Split, stratified_split
+from graphtrust.structure import attack, budget_flips
+from graphtrust.structure.constraints import degree_test_mask, degree_test_statistic, singleton_mask
+from graphtrust.structure.experiments import flip_anatomy, prefix_graph
+from graphtrust.structure.metagradient import (
+    MetaProblem,
+    approx_meta_gradient,
+    attack_loss,
+    exact_meta_gradient,
+    reference_meta_gradient,
+)
+from graphtrust.structure.surrogate import as_operator, glorot
+from graphtrust.structure.victims import uniform_random_walk
+
+
+def _problem(seed=0, n=40, d=12, c=3, sparse=False, lam=0.0, steps=15):
+    g = torch.Generator().manual_seed(seed)
+    a = (torch.rand(n, n, generator=g) < 0.12).double().triu(1)
+    a = a + a.t()
+    x = (torch.rand(n, d, generator=g) < 0.25).double()
+    y = torch.randint(c, (n,), generator=g)
+    y[:c] = torch.arange(c)
+    tr, un = torch.arange(10), torch.arange(10, n)
+    p = MetaProblem(x=as_operator(x) if sparse else x, targets=y, idx_train=tr, idx_unlabeled=un,
+                    num_classes=c, steps=steps, lam=lam)
+    return a, p
+
+
+@pytest.mark.parametrize("lam", [0.0, 1.0, 0.5])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_fast_exact_meta_gradient_equals_autograd_reference(lam, sparse):
+    a, p = _problem(seed=int(lam * 10) + sparse, sparse=sparse, lam=lam)
+    ref = reference_meta_gradient(a, p)
+    fast = exact_meta_gradient(a, p)
+    assert ref.abs().max() > 1e-4  # not trivially zero
+    assert torch.allclose(fast, ref, atol=1e-10, rtol=1e-8)
+    assert torch.allclose(fast, fast.t())
+
+
+def test_first_order_gradient_equals_reference_without_unrolling():
+    a, p = _problem(seed=3)
+    assert torch.allclose(exact_meta_gradient(a, p, unroll=False), reference_meta_gradient(a, p, unroll=False), atol=1e-12)
+    assert not torch.allclose(exact_meta_gradient(a, p), exact_meta_gradient(a, p, unroll=False))
+
+
+def test_approx_meta_gradient_equals_autograd_reference():
+    a, p = _problem(seed=5, steps=8)
+    fast = approx_meta_gradient(a, p, torch.Generator().manual_seed(1))
+    # reference: dense autograd, Adam on the training loss, summed attack-loss gradients
+    gen = torch.Generator().manual_seed(1)
+    w1 = glorot(p.x.size(1), p.hidden, gen, torch.float64).requires_grad_(True)
+    w2 = glorot(p.hidden, p.num_classes, gen, torch.float64).requires_grad_(True)
+    opt = torch.optim.Adam([w1, w2], lr=p.approx_lr)
+    total = torch.zeros_like(a)
+    for _ in range(p.steps):
+        adj = a.clone().requires_grad_(True)
+        q = normalize_dense(adj) @ (normalize_dense(adj) @ p.x)
+        (g,) = torch.autograd.grad(attack_loss(q @ w1.detach() @ w2.detach(), p), [adj])
+        total += g + g.t()
+        loss = F.cross_entropy(q.detach()[p.idx_train] @ w1 @ w2, p.y_train)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert torch.allclose(fast, total, atol=1e-10)
+
+
+def test_degree_test_mask_matches_the_statistic_pair_by_pair():
+    data = datasets.load("sbm", num_nodes=120, avg_degree=4, degree_exponent=2.5, seed=0)
+    adj = to_dense(data.edge_index, 120).double()
+    clean_deg = adj.sum(1)
+    # move away from the clean graph a little so that some flips are refused
+    for u, v in [(0, 5), (1, 7), (2, 9), (3, 11)]:
+        adj[u, v] = adj[v, u] = 1 - adj[u, v]
+    mask = degree_test_mask(adj, clean_deg, threshold=0.004)
+    g = torch.Generator().manual_seed(0)
+    checked = 0
+    for _ in range(300):
+        u, v = sorted(torch.randint(120, (2,), generator=g).tolist())
+        if u == v:
+            continue
+        new = adj.clone()
+        new[u, v] = new[v, u] = 1 - new[u, v]
+        stat = degree_test_statistic(clean_deg, new.sum(1))
+        assert bool(mask[u, v]) == (stat < 0.004), (u, v, stat)
+        checked += 1
+    assert checked > 200
+    assert 0 < int(mask.sum()) < 120 * 120
+
+
+def test_singleton_mask():
+    adj = torch.tensor([[0, 1, 1, 0], [1, 0, 0, 0], [1, 0, 0, 1], [0, 0, 1, 0]], dtype=torch.float)
+    m = singleton_mask(adj)
+    assert not m[0, 1] and not m[2, 3]  # node 1 and node 3 have degree 1
+    assert m[0, 2] and m[0, 3]  # removing (0, 2) is fine, inserting (0, 3) too
+
+
+@pytest.fixture(scope="module")
+def small():
+    data = datasets.load("sbm", num_nodes=150, num_classes=3, avg_degree=4, homophily=0.85,
+                         num_features=20, feature_signal=0.5, seed=1)
+    return data, stratified_split(data.y, 0.1, 0.1, seed=0)
+
+
+@pytest.mark.parametrize("method", ["random", "dice", "first-order", "a-meta-self", "a-meta-both", "meta-self", "meta-train"])
+def test_attacks_are_valid_and_seeded(small, method):
+    data, split = small
+    r1 = attack(data, split, method, 12, seed=3, steps=10, show_progress=False)
+    r1.validate(data.edge_index, data.num_nodes)
+    r2 = attack(data, split, method, 12, seed=3, steps=10, show_progress=False)
+    assert torch.equal(r1.flips, r2.flips)
+    assert r1.flips.size(0) == 12 and bool((r1.flips[:, 0] < r1.flips[:, 1]).all())
+
+
+def test_degree_constraint_is_respected(small):
+    data, split = small
+    r = attack(data, split, "meta-self", 0.1, steps=10, ll_constraint=True, show_progress=False)
+    r.validate(data.edge_index, data.num_nodes, ll_constraint=True)
+    r = attack(data, split, "random", 0.1, ll_constraint=True, show_progress=False)
+    r.validate(data.edge_index, data.num_nodes, ll_constraint=True)
+
+
+def test_greedy_prefix_is_the_smaller_attack(small):
+    data, split = small
+    big = attack(data, split, "meta-self", 10, steps=10, show_progress=False)
+    few = attack(data, split, "meta-self", 4, steps=10, show_progress=False)
+    assert torch.equal(big.flips[:4], few.flips)
+    assert torch.equal(prefix_graph(data, big.flips, 4).edge_index, few.edge_index)
+    assert torch.equal(prefix_graph(data, big.flips, 10).edge_index, big.edge_index)
+
+
+def test_flip_anatomy(small):
+    data, split = small
+    r = attack(data, split, "dice", 20, show_progress=False)
+    stats = flip_anatomy(data, r.flips, r.inserted)
+    assert stats["flips"] == 20
+    assert stats["same_label_inserted"] == 0.0 or stats["same_label_inserted"] != stats["same_label_inserted"]
+
+
+def test_budget_rules():
+    assert budget_flips(0.05, 1000, 10**6) == 50
+    assert budget_flips(7, 1000, 10**6) == 7
+    for bad in (0, -3, 0.0, -0.1):
+        with pytest.raises(ValueError, match="positive"):
+            budget_flips(bad, 1000, 10**6)
+    with pytest.raises(ValueError, match="exceeds"):
+        budget_flips(11, 100, 10)
+    with pytest.raises(TypeError):
+        budget_flips("5", 100, 1000)
+
+
+def test_bad_graphs_and_splits_are_refused(small):
+    data, split = small
+    directed = data.clone()
+    directed.edge_index = data.edge_index[:, data.edge_index[0] < data.edge_index[1]]
+    with pytest.raises(ValueError, match="directed"):
+        attack(directed, split, "meta-self", 5, show_progress=False)
+    weighted = data.clone()
+    weighted.edge_weight = torch.rand(data.edge_index.size(1))
+    with pytest.raises(ValueError, match="weighted"):
+        attack(weighted, split, "meta-self", 5, show_progress=False)
+    empty = torch.empty(0, dtype=torch.long)
+    with pytest.raises(ValueError, match="empty"):
+        attack(data, Split(empty, split.val, split.test), "meta-self", 5, show_progress=False)
+    with pytest.raises(ValueError, match="out of range"):
+        attack(data, Split(torch.tensor([0, 10_000]), empty, empty), "meta-self", 5, show_progress=False)
+    one_class = split.train[data.y[split.train] == 0]
+    with pytest.raises(ValueError, match=r"classes \[1, 2\] have no labelled node"):
+        attack(data, Split(one_class, empty, empty), "meta-self", 5, show_progress=False)
+    with pytest.raises(ValueError, match="unknown method"):
+        attack(data, split, "nettack", 5)
+
+
+def test_meta_self_hurts_more_than_random_on_a_homophilous_graph():
+    data = datasets.load("sbm", num_nodes=300, num_classes=3, avg_degree=6, homophily=0.9,
+                         num_features=30, feature_signal=0.4, seed=2)
+    split = stratified_split(data.y, 0.1, 0.1, seed=0)
+    from graphtrust.structure import gcn_victim
+
+    def err(d):
+        return sum(gcn_victim(d, split, seed=s) for s in range(3)) / 3
+
+    meta = attack(data, split, "meta-self", 0.15, steps=30, show_progress=False).perturbed(data)
+    rand = attack(data, split, "random", 0.15, show_progress=False).perturbed(data)
+    clean_err, meta_err, rand_err = err(data), err(meta), err(rand)
+    assert meta_err > clean_err + 0.03 and meta_err > rand_err + 0.02, (clean_err, rand_err, meta_err)
+
+
+def test_uniform_random_walk_follows_edges():
+    ei = to_undirected(torch.tensor([[0, 1, 2, 3], [1, 2, 3, 0]]))
+    from torch_geometric.index import index2ptr
+    from torch_geometric.utils import sort_edge_index
+
+    row, col = sort_edge_index(ei, num_nodes=4)
+    walks = uniform_random_walk(index2ptr(row, 4), col, torch.arange(4).repeat(5), 6)
+    adj = to_dense(ei, 4)
+    assert walks.shape == (20, 7)
+    assert bool((adj[walks[:, :-1], walks[:, 1:]] == 1).all())
+    with pytest.raises(ValueError):
+        uniform_random_walk(index2ptr(row, 4), col, torch.arange(4), 3, p=2.0)
+
+
+def test_dense_and_sparse_inputs_agree():
+    data = Data(x=torch.eye(6), edge_index=to_undirected(torch.tensor([[0, 1, 2, 3, 4], [1, 2, 3, 4, 5]])),
+                y=torch.tensor([0, 0, 0, 1, 1, 1]))
+    split = Split(torch.tensor([0, 5]), torch.empty(0, dtype=torch.long), torch.tensor([1, 2, 3, 4]))
+    r = attack(data, split, "meta-self", 2, steps=5, show_progress=False, labels=data.y)
+    r.validate(data.edge_index, 6)
