@@ -34,6 +34,26 @@ def test_run_produces_tables_transfer_and_prefixes(tmp_path):
     assert s["flips"] == 33 and "gcn" in s["errors"] and 0 <= s["share_inserted"] <= 1
     assert summary_at(again, "polblogs", "clean", 0.001)["flips"] == 0
 
+    import ipywidgets as w
+
+    from graphtrust.structure.explorer import explorer
+
+    widgets = []
+    orig_vbox = w.VBox
+    w.VBox = lambda children: widgets.append(children) or orig_vbox(children)
+    try:
+        explorer({"a": again, "b": again})
+    finally:
+        w.VBox = orig_vbox
+    (run, ds), (atk, bud), _out = widgets[0][0].children, widgets[0][1].children, widgets[0][2]
+    assert atk.value == "meta-self" and bud.value == 0.001 and ds.value == "polblogs"
+    bud.value = 0.002
+    atk.value = "dice"  # dice was evaluated at the main budget only
+    assert bud.options == (0.001,) and bud.value == 0.001
+    atk.value = "clean"
+    run.value = "b"
+    assert atk.value == "clean"
+
 
 def test_metattack_benchmark_reports_speed_and_floor():
     env = {**os.environ, "TQDM_DISABLE": "1"}

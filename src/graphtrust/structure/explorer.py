@@ -50,17 +50,38 @@ def explorer(results: dict[str, Result]):
     bud = w.SelectionSlider(description="budget", options=[0.0], continuous_update=False)
     out = w.Output()
 
-    def refresh_options(*_):
-        r = results[run.value]
-        ds.options = list(r.data["datasets"])
-        entry = r.data["datasets"][ds.value]
-        atk.options = ["clean", *entry["attacks"]]
-        budgets = [b for b in r.data["budgets"] if b > 0 and str(b) in entry["attacks"].get(atk.value, {}).get("at_budget", {})]
-        bud.options = budgets or [r.data["main_budget"]]
-        if r.data["main_budget"] in bud.options:
-            bud.value = r.data["main_budget"]
+    busy = False
 
-    def show(*_):
+    def refresh(*_):
+        """Make every dropdown consistent with the ones above it, then redraw (re-entrant safe)."""
+        nonlocal busy
+        if busy:
+            return
+        busy = True
+        try:
+            r = results[run.value]
+            names = list(r.data["datasets"])
+            if list(ds.options) != names:
+                ds.options = names
+            if ds.value not in names:
+                ds.value = names[0]
+            entry = r.data["datasets"][ds.value]
+            attacks = ["clean", *entry["attacks"]]
+            if list(atk.options) != attacks:
+                atk.options = attacks
+            if atk.value not in attacks:
+                atk.value = "meta-self" if "meta-self" in attacks else attacks[0]
+            at = entry["attacks"].get(atk.value, {}).get("at_budget", {})
+            budgets = [b for b in r.data["budgets"] if b > 0 and str(b) in at] or [r.data["main_budget"]]
+            if list(bud.options) != budgets:
+                bud.options = budgets
+            if bud.value not in budgets:
+                bud.value = r.data["main_budget"] if r.data["main_budget"] in budgets else budgets[0]
+        finally:
+            busy = False
+        show()
+
+    def show():
         out.clear_output(wait=True)
         with out:
             s = summary_at(results[run.value], ds.value, atk.value, bud.value)
@@ -79,12 +100,8 @@ def explorer(results: dict[str, Result]):
                 ax.set_ylabel("flips")
                 plt.show()
 
-    run.observe(lambda *_: (refresh_options(), show()), names="value")
-    ds.observe(lambda *_: (refresh_options(), show()), names="value")
-    atk.observe(lambda *_: (refresh_options(), show()), names="value")
-    bud.observe(show, names="value")
-    refresh_options()
-    atk.value = "meta-self" if "meta-self" in atk.options else atk.options[0]
-    refresh_options()
-    show()
+    for widget in (run, ds, atk, bud):
+        widget.observe(refresh, names="value")
+    atk.options = ["meta-self"]  # initial selection, made consistent by refresh()
+    refresh()
     display(w.VBox([w.HBox([run, ds]), w.HBox([atk, bud]), out]))

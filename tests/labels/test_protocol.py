@@ -1,0 +1,52 @@
+import pytest
+import torch
+
+from graphtrust import datasets
+from graphtrust.labels import linear_surrogate_attack, sgc_features, sgc_map
+from graphtrust.labels.protocol import corrected_protocol, cv_folds, evaluate, flawed_protocol
+from graphtrust.labels.victims import VICTIMS, build_victim
+
+
+@pytest.fixture(scope="module")
+def data():
+    return datasets.load("sbm", num_nodes=400, num_classes=3, avg_degree=6, homophily=0.85,
+                         num_features=16, feature_signal=0.6, seed=4)
+
+
+def test_cv_folds_are_stratified_halves():
+    labels = torch.tensor([0] * 10 + [1] * 6 + [2] * 4)
+    for tr, va in cv_folds(labels, 3, seed=0):
+        assert torch.unique(torch.cat([tr, va])).numel() == 20 and tr.numel() + va.numel() == 20
+        assert torch.bincount(labels[va]).tolist() == [5, 3, 2]
+
+
+def test_protocols_draw_what_they_promise(data):
+    flawed = flawed_protocol(per_class=10, validation=100, num_test=200)
+    s = flawed.draw(data.y, 0)
+    assert torch.bincount(data.y[s.train]).tolist() == [10, 10, 10] and s.val.numel() == 100
+    corrected = corrected_protocol(pool_size=40, num_test=200)
+    s = corrected.draw(data.y, 0)
+    assert s.train.numel() == 40 and s.val.numel() == 0 and s.test.numel() == 200
+    with pytest.raises(ValueError):
+        corrected_protocol(folds=1)
+
+
+@pytest.mark.parametrize("victim", VICTIMS)
+def test_victims_build_and_run(data, victim):
+    model = build_victim(victim, 16, 3)
+    assert model(data.x, data.edge_index).shape == (400, 3)
+
+
+def test_poisoning_lowers_accuracy_under_the_corrected_protocol(data):
+    protocol = corrected_protocol(pool_size=40, folds=2, grid=({"lr": 0.01, "weight_decay": 5e-4, "dropout": 0.5},),
+                                  epochs=100, patience=30, num_test=300)
+    xhat = sgc_features(data.x.double(), data.edge_index)
+
+    def lsa(y, pool, split):
+        m = sgc_map(xhat, pool, split.test)
+        return linear_surrogate_attack(y, pool, split.test, y[split.test], m, 12, binary=True).labels
+
+    clean = evaluate(protocol, data, "gcn", None, seeds=(0, 1))
+    poisoned = evaluate(protocol, data, "gcn", lsa, seeds=(0, 1))
+    assert poisoned.summary.mean < clean.summary.mean - 0.05, (clean.accuracies, poisoned.accuracies)
+    assert len(poisoned.chosen) == 2
