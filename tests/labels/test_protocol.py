@@ -50,3 +50,21 @@ def test_poisoning_lowers_accuracy_under_the_corrected_protocol(data):
     poisoned = evaluate(protocol, data, "gcn", lsa, seeds=(0, 1))
     assert poisoned.summary.mean < clean.summary.mean - 0.05, (clean.accuracies, poisoned.accuracies)
     assert len(poisoned.chosen) == 2
+
+
+def test_label_poisoning_benchmark_times_every_attack():
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "TQDM_DISABLE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-m", "graphtrust.bench", "label_poisoning", "--dataset", "citeseer_npz", "--pool", "60",
+         "--no-accuracy"],
+        capture_output=True, text=True, env=env, check=True,
+    ).stdout.strip().splitlines()
+    rec = json.loads(out[-1])
+    assert rec["budget_flips"] == 12
+    assert set(rec["attacks"]) == {"random", "random-bin", "degree", "sgc", "sgc-bin", "ntk", "ntk-bin", "lafak"}
+    assert all(a["seconds"] >= 0 for a in rec["attacks"].values())
