@@ -141,3 +141,16 @@ def test_bad_input(graph):
         top_two_classes(torch.tensor([0, 0, 0, 1]), torch.arange(3))
     with pytest.raises(ValueError, match="M must be"):
         linear_surrogate_attack(data.y, pool, test, data.y[test], torch.zeros(3, 3), 2)
+
+
+def test_attacker_knowledge_switch(graph):
+    from graphtrust.labels import attacker_labels
+
+    data, pool, test = graph
+    xhat = sgc_features(data.x, data.edge_index)
+    assert torch.equal(attacker_labels(data.y, pool, test, xhat, "true"), data.y[test])
+    pseudo = attacker_labels(data.y, pool, test, xhat, "pseudo")
+    agree = float((pseudo == data.y[test]).float().mean())
+    assert 0.5 < agree < 1.0  # informative, but not the truth
+    with pytest.raises(ValueError, match="knowledge"):
+        attacker_labels(data.y, pool, test, xhat, "oracle")

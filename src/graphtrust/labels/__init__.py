@@ -7,6 +7,7 @@
 
 from .attacks import (
     LabelAttack,
+    attacker_labels,
     degree_attack,
     label_budget,
     lafak_attack,
@@ -17,6 +18,6 @@ from .attacks import (
 from .surrogates import gcn_ntk, ntk_map, sgc_features, sgc_map
 
 __all__ = [
-    "LabelAttack", "label_budget", "top_two_classes", "random_attack", "degree_attack",
+    "LabelAttack", "attacker_labels", "label_budget", "top_two_classes", "random_attack", "degree_attack",
     "linear_surrogate_attack", "lafak_attack", "sgc_features", "sgc_map", "gcn_ntk", "ntk_map",
 ]  # fmt: skip

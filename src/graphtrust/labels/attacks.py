@@ -37,6 +37,7 @@ __all__ = [
     "degree_attack",
     "linear_surrogate_attack",
     "lafak_attack",
+    "attacker_labels",
 ]
 
 
@@ -161,7 +162,7 @@ def linear_surrogate_attack(
     """
     start = time.perf_counter()
     c = _check(y, pool, num_classes)
-    cand, other = _eligible(y, pool, budget, binary)
+    _eligible(y, pool, budget, binary)  # validates the budget against the eligible nodes
     if m.shape != (targets.numel(), pool.numel()):
         raise ValueError(f"M must be ({targets.numel()}, {pool.numel()}), got {tuple(m.shape)}")
     y_t = torch.nn.functional.one_hot(target_labels, c).to(m.dtype)
@@ -183,7 +184,6 @@ def linear_surrogate_attack(
     order = torch.argsort(gain, descending=True, stable=True)[:budget]
     labels = y.clone()
     labels[pool[order]] = new[order]
-    del cand, other
     suffix = "-bin" if binary else ""
     return LabelAttack(name + suffix, labels, pool[order].sort().values, budget, time.perf_counter() - start)
 
@@ -215,7 +215,7 @@ def lafak_attack(
     start = time.perf_counter()
     _check(y, pool)
     a, b = top_two_classes(y, pool)
-    cand, _ = _eligible(y, pool, budget, True)
+    _eligible(y, pool, budget, True)
     yl = y[pool]
     keep_l = (yl == a) | (yl == b)
     keep_t = (target_labels == a) | (target_labels == b)
@@ -252,5 +252,31 @@ def lafak_attack(
     chosen = pool[keep_l][best[1]]
     labels = y.clone()
     labels[chosen] = torch.where(y[chosen] == a, torch.full_like(chosen, b), torch.full_like(chosen, a))
-    del cand
     return LabelAttack("lafak", labels, chosen.sort().values, budget, time.perf_counter() - start)
+
+
+def attacker_labels(
+    y: torch.Tensor, pool: torch.Tensor, targets: torch.Tensor, xhat: torch.Tensor,
+    knowledge: str = "true", weight_decay: float = 1e-3, epochs: int = 300,
+) -> torch.Tensor:
+    """The labels the attacker assumes for ``targets``.
+
+    ``knowledge="true"``: the true labels (the paper's default, an upper bound on the
+    attacker). ``"pseudo"``: predictions of a logistic regression fitted on the SGC
+    features ``xhat = Â²X`` of the labelled pool (what an attacker without test labels
+    can do).
+    """
+    if knowledge == "true":
+        return y[targets]
+    if knowledge != "pseudo":
+        raise ValueError(f"knowledge must be 'true' or 'pseudo', got {knowledge!r}")
+    from ..models import LogisticRegression
+    from ..splits import Split
+    from ..training import fit
+
+    empty = torch.empty(0, dtype=torch.long)
+    model = LogisticRegression(xhat.size(1), int(y.max()) + 1).to(xhat.dtype)
+    res = fit(model, xhat, None, y, Split(pool, empty, empty), epochs=epochs, patience=None, lr=0.05,
+              weight_decay=weight_decay)
+    with torch.no_grad():
+        return res.model(xhat[targets]).argmax(1)
