@@ -154,3 +154,13 @@ def test_attacker_knowledge_switch(graph):
     assert 0.5 < agree < 1.0  # informative, but not the truth
     with pytest.raises(ValueError, match="knowledge"):
         attacker_labels(data.y, pool, test, xhat, "oracle")
+
+
+def test_lp_attack_flips_between_the_top_two_classes(graph):
+    from graphtrust.labels import lp_attack
+
+    data, pool, test = graph
+    res = lp_attack(data.x, data.y, pool, test, data.y[test], 6, steps=200, lr=1e-3)
+    a, b = top_two_classes(data.y, pool)
+    assert res.flipped.numel() == 6 and set(data.y[res.flipped].tolist()) <= {a, b}
+    assert int((res.labels != data.y).sum()) == 6

@@ -2,8 +2,8 @@
 
 Times each implemented attack once on one random labelled pool (140 nodes, as in the
 paper) and reports the accuracy of a GCN trained under the corrected protocol (2-fold
-CV inside the poisoned pool, a small grid) after poisoning. The meta attack, LP and MG
-are not implemented yet.
+CV inside the poisoned pool, a small grid) after poisoning. The meta attack and MG are
+not implemented yet.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..labels import (
     label_budget,
     lafak_attack,
     linear_surrogate_attack,
+    lp_attack,
     ntk_map,
     random_attack,
     sgc_features,
@@ -62,6 +63,7 @@ def run(args: argparse.Namespace) -> dict:
         "ntk": lambda: linear_surrogate_attack(y, pool, test, y[test], m_ntk, b, name="ntk"),
         "ntk-bin": lambda: linear_surrogate_attack(y, pool, test, y[test], m_ntk, b, binary=True, name="ntk"),
         "lafak": lambda: lafak_attack(y, pool, test, y[test], m_sgc, b),
+        "lp": lambda: lp_attack(data.x, y, pool, test, y[test], b),
     }
     setup = {"sgc": ("sgc_features", "sgc_map"), "ntk": ("ntk_kernel", "ntk_map")}
     out: dict = {"dataset": f"{args.dataset} (LCC)", "pool": args.pool, "budget_flips": b, "attacks": {}}

@@ -38,6 +38,7 @@ __all__ = [
     "linear_surrogate_attack",
     "lafak_attack",
     "attacker_labels",
+    "lp_attack",
 ]
 
 
@@ -280,3 +281,58 @@ def attacker_labels(
               weight_decay=weight_decay)
     with torch.no_grad():
         return res.model(xhat[targets]).argmax(1)
+
+
+def lp_attack(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    pool: torch.Tensor,
+    targets: torch.Tensor,
+    target_labels: torch.Tensor,
+    budget: int,
+    *,
+    gamma: float = 0.1,
+    temperature: float = 10.0,
+    lam: float = 0.01,
+    steps: int = 1500,
+    lr: float = 1e-6,
+) -> LabelAttack:
+    """LP (Liu et al., NeurIPS 2019): attack label propagation on a feature-similarity graph.
+
+    Binary (the two largest classes, ``±1`` labels). Label propagation with similarities
+    ``S_ij = exp(−γ‖x_i − x_j‖²)`` predicts the targets as ``K y_L`` with the harmonic
+    solution ``K = (D_TT − S_TT)^{-1} S_TL``. Each pool node has a flip weight ``α_i``
+    (expected label ``y_i (1 − 2α_i)``); gradient ascent on
+    ``½‖tanh(T·K(y_L ⊙ (1 − 2α))) − y_T‖² − (λ/2)‖α‖²`` and the ``budget`` largest ``α``
+    are flipped. Deterministic, as the released code (its Gumbel noise is switched off).
+    """
+    start = time.perf_counter()
+    _check(y, pool)
+    a, b = top_two_classes(y, pool)
+    _eligible(y, pool, budget, True)
+    yl, keep_l = y[pool], (y[pool] == a) | (y[pool] == b)
+    keep_t = (target_labels == a) | (target_labels == b)
+    lab_nodes, tgt_nodes = pool[keep_l], targets[keep_t]
+    xd = x.double()
+    nodes = torch.cat([lab_nodes, tgt_nodes])
+    sim = torch.exp(-gamma * torch.cdist(xd[nodes], xd[nodes]).pow(2))
+    sim.fill_diagonal_(0)
+    n_l = lab_nodes.numel()
+    s_tt, s_tl = sim[n_l:, n_l:], sim[n_l:, :n_l]
+    lap = torch.diag(sim[n_l:].sum(1)) - s_tt
+    k = torch.linalg.solve(lap, s_tl)
+    sign_l = torch.where(yl[keep_l] == a, 1.0, -1.0).double()
+    sign_t = torch.where(target_labels[keep_t] == a, 1.0, -1.0).double()
+    alpha = torch.full((n_l,), 0.5, dtype=torch.float64, requires_grad=True)
+    for _ in range(steps):
+        pred = torch.tanh(temperature * (k @ (sign_l * (1 - 2 * alpha))))
+        obj = 0.5 * (pred - sign_t).pow(2).sum() - 0.5 * lam * alpha.pow(2).sum()
+        (g,) = torch.autograd.grad(obj, [alpha])
+        with torch.no_grad():
+            alpha += lr * g
+            alpha.clamp_(1e-3, 1 - 1e-3)
+    order = torch.argsort(alpha.detach(), descending=True, stable=True)[:budget]
+    chosen = lab_nodes[order]
+    labels = y.clone()
+    labels[chosen] = torch.where(y[chosen] == a, torch.full_like(chosen, b), torch.full_like(chosen, a))
+    return LabelAttack("lp", labels, chosen.sort().values, budget, time.perf_counter() - start)
