@@ -3,6 +3,8 @@
 * :mod:`.attacks` — random and degree baselines, the exact linear-surrogate attacks
   (SGC, NTK; multi-class and BIN), LafAK.
 * :mod:`.surrogates` — the SGC ridge map (dual form) and the GCN neural tangent kernel.
+* :mod:`.meta` — the meta attack (unrolled surrogate, soft top-k, Gumbel 0-1 loss).
+* :mod:`.protocol`, :mod:`.victims` — flawed and corrected defender protocols; GCN, GAT, APPNP, MLP.
 """
 
 from .attacks import (
