@@ -164,3 +164,12 @@ def test_lp_attack_flips_between_the_top_two_classes(graph):
     a, b = top_two_classes(data.y, pool)
     assert res.flipped.numel() == 6 and set(data.y[res.flipped].tolist()) <= {a, b}
     assert int((res.labels != data.y).sum()) == 6
+
+
+def test_mg_attack_flips_the_budget_once_per_node(graph):
+    from graphtrust.labels import mg_attack
+
+    data, pool, test = graph
+    res = mg_attack(data.x, data.edge_index, data.y, pool, test, 7)
+    changed = (res.labels != data.y).nonzero().view(-1)
+    assert changed.numel() == 7 and set(changed.tolist()) == set(res.flipped.tolist()) <= set(pool.tolist())

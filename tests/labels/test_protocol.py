@@ -66,5 +66,5 @@ def test_label_poisoning_benchmark_times_every_attack():
     ).stdout.strip().splitlines()
     rec = json.loads(out[-1])
     assert rec["budget_flips"] == 12
-    assert set(rec["attacks"]) == {"random", "random-bin", "degree", "sgc", "sgc-bin", "ntk", "ntk-bin", "lafak", "lp", "meta", "meta-bin"}
+    assert set(rec["attacks"]) == {"random", "random-bin", "degree", "sgc", "sgc-bin", "ntk", "ntk-bin", "lafak", "lp", "mg", "meta", "meta-bin"}
     assert all(a["seconds"] >= 0 for a in rec["attacks"].values())

@@ -2,7 +2,7 @@
 
 Times each implemented attack once on one random labelled pool (140 nodes, as in the
 paper) and reports the accuracy of a GCN trained under the corrected protocol (2-fold
-CV inside the poisoned pool, a small grid) after poisoning. MG is not implemented yet.
+CV inside the poisoned pool, a small grid) after poisoning.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ..labels import (
     lafak_attack,
     linear_surrogate_attack,
     lp_attack,
+    mg_attack,
     ntk_map,
     random_attack,
     sgc_features,
@@ -64,6 +65,7 @@ def run(args: argparse.Namespace) -> dict:
         "ntk-bin": lambda: linear_surrogate_attack(y, pool, test, y[test], m_ntk, b, binary=True, name="ntk"),
         "lafak": lambda: lafak_attack(y, pool, test, y[test], m_sgc, b),
         "lp": lambda: lp_attack(data.x, y, pool, test, y[test], b),
+        "mg": lambda: mg_attack(data.x, data.edge_index, y, pool, test, b),
         "meta": lambda: meta_attack(data.x, data.edge_index, y, pool, test, y[test], b),
         "meta-bin": lambda: meta_attack(data.x, data.edge_index, y, pool, test, y[test], b, binary=True),
     }

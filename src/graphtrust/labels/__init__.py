@@ -15,6 +15,7 @@ from .attacks import (
     lafak_attack,
     linear_surrogate_attack,
     lp_attack,
+    mg_attack,
     random_attack,
     top_two_classes,
 )
@@ -22,5 +23,5 @@ from .surrogates import gcn_ntk, ntk_map, sgc_features, sgc_map
 
 __all__ = [
     "LabelAttack", "attacker_labels", "label_budget", "top_two_classes", "random_attack", "degree_attack",
-    "linear_surrogate_attack", "lafak_attack", "lp_attack", "sgc_features", "sgc_map", "gcn_ntk", "ntk_map",
+    "linear_surrogate_attack", "lafak_attack", "lp_attack", "mg_attack", "sgc_features", "sgc_map", "gcn_ntk", "ntk_map",
 ]  # fmt: skip
