@@ -25,7 +25,7 @@ import time
 import torch
 import torch.nn.functional as F
 
-from ..graph import normalized_sparse
+from ..graph import as_operator, normalized_sparse
 from .attacks import LabelAttack, _check, _eligible, top_two_classes
 
 __all__ = ["ksubset_marginals", "meta_attack"]
@@ -120,7 +120,7 @@ def meta_attack(
     gen = torch.Generator().manual_seed(seed)
     n = y.numel()
     xs = x.float()
-    x_op = xs.to_sparse_csr() if xs.count_nonzero() < 0.3 * xs.numel() else xs
+    x_op = as_operator(xs)
     xt_op = x_op.t().to_sparse_csr() if x_op.layout == torch.sparse_csr else xs.t()
     a_op = normalized_sparse(edge_index, n).float().to_sparse_csr()
     yl = y[pool]

@@ -12,21 +12,9 @@ from dataclasses import dataclass
 
 import torch
 
+from ..graph import as_operator  # noqa: F401  (re-exported for the attacks)
+
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
-
-
-def as_operator(x: torch.Tensor) -> torch.Tensor:
-    """Features as a CSR matrix when mostly zero (bag-of-words, identity), else dense."""
-    if x.is_sparse or x.layout == torch.sparse_csr:
-        return x
-    if x.count_nonzero() < 0.3 * x.numel():
-        return x.to_sparse_csr()
-    return x
-
-
-def matmul(op: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``op @ y`` for a dense or sparse ``op``."""
-    return op @ y
 
 
 @dataclass
