@@ -314,14 +314,8 @@ def lp_attack(
     yl, keep_l = y[pool], (y[pool] == a) | (y[pool] == b)
     keep_t = (target_labels == a) | (target_labels == b)
     lab_nodes, tgt_nodes = pool[keep_l], targets[keep_t]
-    xd = x.double()
-    nodes = torch.cat([lab_nodes, tgt_nodes])
-    sim = torch.exp(-gamma * torch.cdist(xd[nodes], xd[nodes]).pow(2))
-    sim.fill_diagonal_(0)
     n_l = lab_nodes.numel()
-    s_tt, s_tl = sim[n_l:, n_l:], sim[n_l:, :n_l]
-    lap = torch.diag(sim[n_l:].sum(1)) - s_tt
-    k = torch.linalg.solve(lap, s_tl)
+    k = _harmonic_map(x, lab_nodes, tgt_nodes, gamma)
     sign_l = torch.where(yl[keep_l] == a, 1.0, -1.0).double()
     sign_t = torch.where(target_labels[keep_t] == a, 1.0, -1.0).double()
     alpha = torch.full((n_l,), 0.5, dtype=torch.float64, requires_grad=True)
