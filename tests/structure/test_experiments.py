@@ -29,6 +29,8 @@ def test_run_produces_tables_transfer_and_prefixes(tmp_path):
     rows = experiments.misclassification_table(result)
     assert [r["attack"] for r in rows] == ["clean", "dice", "meta-self", "features only (no graph)"]
     path = result.save(tmp_path / "r.json")
+    merged = experiments.merge(result, type(result)("metattack", {**result.data, "datasets": {"x": entry}}))
+    assert list(merged.data["datasets"]) == ["polblogs", "x"] and len(merged.provenance["runs"]) == 2
     again = type(result).load(path)
     s = summary_at(again, "polblogs", "meta-self", 0.002)
     assert s["flips"] == 33 and "gcn" in s["errors"] and 0 <= s["share_inserted"] <= 1

@@ -7,6 +7,8 @@ tables and figures from the returned :class:`~graphtrust.results.Result`; the fu
 profile can be produced in the background with::
 
     GRAPHTRUST_PROFILE=full python -m graphtrust.structure.experiments --out book/results/metattack_full.json
+
+and completed dataset by dataset with ``--datasets polblogs --merge book/results/metattack_full.json``.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from ..training import summarize
 from .attacks import attack
 from .victims import deepwalk_victim, features_victim, gcn_victim
 
-__all__ = ["run", "prefix_graph", "flip_anatomy", "misclassification_table", "transfer"]
+__all__ = ["run", "merge", "prefix_graph", "flip_anatomy", "misclassification_table", "transfer"]
 
 PAPER = {  # misclassification (%) reported by Zügner & Günnemann (2019), 5 % budget
     ("cora_ml", "gcn"): {"clean": "16.6 ± 0.3", "dice": "18.0 ± 0.4", "a-meta-self": "21.8 ± 0.9",
@@ -171,13 +173,36 @@ def misclassification_table(result: Result, victim: str = "gcn") -> list[dict[st
     return rows
 
 
+def merge(base: Result, extra: Result) -> Result:
+    """``base`` with the datasets of ``extra`` added (same profile and budgets required)."""
+    if base.data["budgets"] != extra.data["budgets"] or base.provenance["profile"] != extra.provenance["profile"]:
+        raise ValueError("can only merge runs of the same profile and budgets")
+    data = dict(base.data)
+    data["datasets"] = {**base.data["datasets"], **extra.data["datasets"]}
+    runs = base.provenance.get("runs", [dict(base.provenance, created=base.created, seconds=base.seconds)])
+    prov = dict(base.provenance, runs=[*runs, dict(extra.provenance, created=extra.created, seconds=extra.seconds)])
+    return Result(base.name, data, provenance=prov, seconds=(base.seconds or 0) + (extra.seconds or 0))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the Metattack chapter's experiments and save them.")
     parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--datasets", nargs="+", default=None, help="run only these datasets of the profile")
+    parser.add_argument("--merge", default=None, help="saved run to add the new datasets to")
     args = parser.parse_args(argv)
-    result = run(checkpoint=args.out)
+    sz = config.sizes("metattack")
+    if args.datasets:
+        unknown = sorted(set(args.datasets) - set(sz.datasets))
+        if unknown:
+            parser.error(f"{unknown} not in the {sz.profile} profile's datasets {list(sz.datasets)}")
+        sz = config.Sizes("metattack", sz.profile, {**sz, "datasets": tuple(args.datasets)})
+    result = run(sz, checkpoint=None if args.merge else args.out)
+    if args.merge:
+        result = merge(Result.load(args.merge), result)
+    result.data["complete"] = set(result.data["datasets"]) >= set(config.sizes("metattack").datasets)
     result.save(args.out)
-    print(f"saved {args.out} ({result.seconds:.0f} s, profile {result.provenance['profile']})")
+    print(f"saved {args.out} ({result.seconds:.0f} s, profile {result.provenance['profile']}, "
+          f"datasets {', '.join(result.data['datasets'])})")
     return 0
 
 
