@@ -25,7 +25,7 @@ from ..graph import degrees
 from ..results import Result
 from ..splits import Split, stratified_split
 from ..training import summarize
-from .attacks import attack
+from .attacks import attack, self_training_labels
 from .victims import deepwalk_victim, features_victim, gcn_victim
 
 __all__ = ["run", "merge", "prefix_graph", "flip_anatomy", "misclassification_table", "transfer"]
@@ -104,10 +104,12 @@ def run(sz=None, show_progress: bool = True, checkpoint: str | None = None) -> R
             "attacks": {},
         }  # fmt: skip
         entry["clean"] = _victims(data, split, sz, sz.victim_seeds)
+        labels = self_training_labels(data, split, seed=sz.attack_seed)  # the same for every attack
         for method in sz.attacks:
             sweep = method in sz.sweep_attacks
             k = max(ks) if sweep else k_main
-            res = attack(data, split, method, k, seed=sz.attack_seed, steps=sz.steps, show_progress=show_progress)
+            res = attack(data, split, method, k, seed=sz.attack_seed, steps=sz.steps, labels=labels,
+                         show_progress=show_progress)
             res.validate(data.edge_index, data.num_nodes)
             rec: dict[str, Any] = {
                 "flips": res.flips.tolist(), "inserted": res.inserted.tolist(),
