@@ -14,6 +14,7 @@ __all__ = [
     "from_dense",
     "normalize_dense",
     "normalized_sparse",
+    "normalized_csr",
     "propagate",
     "degrees",
     "num_undirected_edges",
@@ -54,6 +55,19 @@ def normalized_sparse(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
     return torch.sparse_coo_tensor(
         ei, w, (num_nodes, num_nodes), check_invariants=False
     ).coalesce()
+
+
+def normalized_csr(edge_index: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """``Â = D^{-1/2} (A + I) D^{-1/2}`` as a sparse CSR tensor ``(N, N)``.
+
+    PyG layers given a sparse adjacency instead of ``edge_index`` propagate with one sparse
+    matrix product instead of gather/scatter message passing (several times faster on CPU).
+    """
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        return normalized_sparse(edge_index, num_nodes).to_sparse_csr()
 
 
 def propagate(x: torch.Tensor, edge_index: torch.Tensor, k: int) -> torch.Tensor:

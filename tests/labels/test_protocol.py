@@ -3,7 +3,13 @@ import torch
 
 from graphtrust import datasets
 from graphtrust.labels import linear_surrogate_attack, sgc_features, sgc_map
-from graphtrust.labels.protocol import corrected_protocol, cv_folds, evaluate, flawed_protocol
+from graphtrust.labels.protocol import (
+    corrected_protocol,
+    cv_folds,
+    evaluate,
+    flawed_protocol,
+    pitfall_steps,
+)
 from graphtrust.labels.victims import VICTIMS, build_victim
 
 
@@ -21,7 +27,7 @@ def test_cv_folds_are_stratified_halves():
 
 
 def test_protocols_draw_what_they_promise(data):
-    flawed = flawed_protocol(per_class=10, validation=100, num_test=200)
+    flawed = flawed_protocol(pool_size=30, validation=100, num_test=200)
     s = flawed.draw(data.y, 0)
     assert torch.bincount(data.y[s.train]).tolist() == [10, 10, 10] and s.val.numel() == 100
     corrected = corrected_protocol(pool_size=40, num_test=200)
@@ -29,6 +35,42 @@ def test_protocols_draw_what_they_promise(data):
     assert s.train.numel() == 40 and s.val.numel() == 0 and s.test.numel() == 200
     with pytest.raises(ValueError):
         corrected_protocol(folds=1)
+    with pytest.raises(ValueError):
+        corrected_protocol(grid=())
+
+
+def test_pitfall_steps_fix_one_thing_at_a_time(data):
+    steps = [p for _, p in pitfall_steps(pool_size=30, validation=100, num_test=150)]
+    assert [p.class_equalised for p in steps] == [True, False, False, False, False]
+    assert [p.clean_validation for p in steps] == [100, 100, 30, 0, 0]
+    assert [len(p.grid) for p in steps[:4]] == [1, 1, 1, 1] and len(steps[4].grid) > 1
+    for p in steps:
+        s = p.draw(data.y, 3)
+        parts = [s.train, s.val, s.test]
+        assert s.train.numel() == 30 and s.val.numel() == p.clean_validation and s.test.numel() == 150
+        assert torch.cat(parts).unique().numel() == sum(t.numel() for t in parts)  # disjoint
+    # the same seed gives the same random pool for every random-pool step
+    assert torch.equal(steps[1].draw(data.y, 3).train, steps[4].draw(data.y, 3).train)
+
+
+def test_sparse_and_dense_features_train_the_same_victim(data):
+    from graphtrust.models import sparse_features
+
+    x = torch.zeros(400, 50)
+    x[torch.arange(400), torch.randint(0, 50, (400,), generator=torch.Generator().manual_seed(0))] = 1.0
+    xs = sparse_features(x)
+    assert xs.layout == torch.sparse_csr
+    for victim in VICTIMS:
+        torch.manual_seed(0)
+        a = build_victim(victim, 50, 3)
+        torch.manual_seed(0)
+        b = build_victim(victim, 50, 3)
+        a.train(), b.train()
+        torch.manual_seed(1)
+        la = a(xs, data.edge_index)
+        torch.manual_seed(1)
+        lb = b(x, data.edge_index)
+        assert torch.allclose(la, lb, atol=1e-5), victim  # dropout draws the same mask on the non-zeros
 
 
 @pytest.mark.parametrize("victim", VICTIMS)
@@ -66,5 +108,5 @@ def test_label_poisoning_benchmark_times_every_attack():
     ).stdout.strip().splitlines()
     rec = json.loads(out[-1])
     assert rec["budget_flips"] == 12
-    assert set(rec["attacks"]) == {"random", "random-bin", "degree", "sgc", "sgc-bin", "ntk", "ntk-bin", "lafak", "lp", "mg", "meta", "meta-bin"}
+    assert set(rec["attacks"]) == {"random", "random-bin", "degree", "degree-bin", "sgc", "sgc-bin", "ntk", "ntk-bin", "lafak", "lp", "mg", "meta", "meta-bin"}
     assert all(a["seconds"] >= 0 for a in rec["attacks"].values())

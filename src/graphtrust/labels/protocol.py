@@ -10,6 +10,7 @@ Two protocols, to show what the paper's pitfalls do:
   model selection by cross-validation inside the poisoned pool over a hyper-parameter
   grid, and repeated random splits with mean ± std.
 
+:func:`pitfall_steps` walks from one to the other, fixing one pitfall at a time.
 :func:`evaluate` runs a protocol for one victim and one attack and returns the test
 accuracy per split.
 """
@@ -25,53 +26,100 @@ from typing import Any
 import torch
 
 from .. import config
+from ..models import sparse_features
 from ..splits import Split, class_balanced_split, random_pool
 from ..training import fit, summarize
 from .victims import build_victim
 
-__all__ = ["Protocol", "flawed_protocol", "corrected_protocol", "evaluate", "cv_folds"]
+__all__ = ["Protocol", "flawed_protocol", "corrected_protocol", "pitfall_steps", "evaluate", "cv_folds", "DEFAULT_GRID"]
 
 
 @dataclass(frozen=True)
 class Protocol:
-    """An evaluation protocol: how pools are drawn and how the defender selects a model."""
+    """An evaluation protocol: how the labelled nodes are drawn and how the defender selects a model.
+
+    ``pool_size`` is the number of labelled nodes the attacker poisons (class-equalised
+    pools take ``pool_size // C`` per class). With ``clean_validation > 0`` the defender
+    also holds that many *clean* labelled nodes for early stopping and model selection
+    (pitfalls P1/P4); with ``0`` it validates inside the poisoned pool by ``folds``-fold
+    cross-validation. ``grid`` lists the hyper-parameter settings tried (one: no tuning, P3).
+    """
 
     name: str
     class_equalised: bool
-    pool_size: int  # corrected: labelled pool; flawed: per class
-    clean_validation: int  # flawed: size of the separate clean validation set; corrected: 0
-    folds: int  # corrected: CV folds inside the pool
+    pool_size: int
+    clean_validation: int
+    folds: int
     grid: tuple[dict[str, Any], ...]
     epochs: int = 200
     patience: int = 50
     num_test: int | None = None
 
+    def __post_init__(self):
+        if not self.grid:
+            raise ValueError("the hyper-parameter grid is empty")
+        if self.clean_validation == 0 and self.folds < 2:
+            raise ValueError("cross-validation inside the pool needs at least 2 folds")
+        if self.clean_validation < 0 or self.pool_size < 2:
+            raise ValueError("pool_size must be >= 2 and clean_validation >= 0")
+
     def draw(self, y: torch.Tensor, seed: int) -> Split:
-        """``train`` = the labelled pool the attacker poisons; ``val`` = the clean validation set
-        (flawed protocol only); ``test`` = evaluation nodes."""
+        """``train`` = the labelled pool the attacker poisons; ``val`` = the clean validation
+        set (empty when validation happens inside the pool); ``test`` = evaluation nodes."""
+        n = y.numel()
         if self.class_equalised:
-            return class_balanced_split(y, self.pool_size, self.clean_validation,
-                                        self.num_test or 1000, seed=seed)
-        return random_pool(y, self.pool_size, num_test=self.num_test, seed=seed)
+            per_class = self.pool_size // int(torch.unique(y).numel())
+            rest = n - per_class * int(torch.unique(y).numel()) - self.clean_validation
+            return class_balanced_split(y, per_class, self.clean_validation,
+                                        min(self.num_test or rest, rest), seed=seed)
+        sp = random_pool(y, self.pool_size, seed=seed)
+        rest = sp.test[torch.randperm(sp.test.numel(), generator=torch.Generator().manual_seed(seed + 7919))]
+        val = rest[: self.clean_validation]
+        test = rest[self.clean_validation:]
+        if self.num_test is not None:
+            test = test[: self.num_test]
+        return Split(sp.train, val.sort().values, test.sort().values)
 
 
 DEFAULT_GRID = tuple(
     {"lr": lr, "weight_decay": wd, "dropout": dr}
     for lr, wd, dr in product((0.01, 0.05), (5e-4, 5e-5), (0.5,))
 )
+FIXED = ({"lr": 0.01, "weight_decay": 5e-4, "dropout": 0.5},)  # Kipf & Welling's setting
 
 
-def flawed_protocol(per_class: int = 20, validation: int = 500, **kw) -> Protocol:
+def flawed_protocol(pool_size: int = 140, validation: int = 500, **kw) -> Protocol:
     """Class-equalised pool, large clean validation set, one fixed configuration."""
-    return Protocol("flawed", True, per_class, validation, 0,
-                    ({"lr": 0.01, "weight_decay": 5e-4, "dropout": 0.5},), **kw)
+    return Protocol("flawed", True, pool_size, validation, 0, FIXED, **kw)
 
 
 def corrected_protocol(pool_size: int = 140, folds: int = 2, grid: Sequence[dict] = DEFAULT_GRID, **kw) -> Protocol:
     """Random pool, poisoned as a whole, CV model selection over ``grid``."""
-    if folds < 2:
-        raise ValueError("cross-validation needs at least 2 folds")
     return Protocol("corrected", False, pool_size, 0, folds, tuple(grid), **kw)
+
+
+def pitfall_steps(pool_size: int = 140, validation: int = 500, folds: int = 2,
+                  grid: Sequence[dict] = DEFAULT_GRID, **kw) -> list[tuple[str, Protocol]]:
+    """From the flawed to the corrected protocol, fixing one pitfall at a time.
+
+    Returns ``(what changed, protocol)`` pairs; P5 (report mean ± std over splits) holds for
+    every row. The order follows how a defender's situation becomes realistic: the labelled
+    nodes are drawn at random (P2), the validation set shrinks to the pool's size (P1), the
+    validation labels come from the poisoned pool (P4), the defender tunes (P3).
+    """
+    grid = tuple(grid)
+    return [
+        ("flawed: class-equalised pool, 500 clean validation labels, fixed setting",
+         Protocol("flawed", True, pool_size, validation, 0, FIXED, **kw)),
+        ("P2 fixed: random labelled pool",
+         Protocol("P2", False, pool_size, validation, 0, FIXED, **kw)),
+        ("P1 fixed: clean validation set as large as the pool",
+         Protocol("P2+P1", False, pool_size, pool_size, 0, FIXED, **kw)),
+        ("P4 fixed: validation labels are poisoned (CV inside the pool)",
+         Protocol("P2+P1+P4", False, pool_size, 0, folds, FIXED, **kw)),
+        ("P3 fixed: hyper-parameters tuned by CV = corrected",
+         Protocol("corrected", False, pool_size, 0, folds, grid, **kw)),
+    ]
 
 
 def cv_folds(labels: torch.Tensor, folds: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:
@@ -118,46 +166,48 @@ def evaluate(
     ``poison(y, pool, split) -> labels`` returns poisoned labels for all nodes (only the
     pool's entries matter); ``None`` means clean training. Accuracy is always measured
     against the clean labels of the test nodes.
+
+    Model selection: every grid setting is trained once per fold (or once, with a clean
+    validation set); the setting with the best mean validation accuracy wins (ties: the
+    first in the grid; never the test accuracy) and its test accuracy, averaged over the
+    folds, is the result. The test accuracy is recorded in the same training run, so no
+    model is trained twice.
     """
     dev = device or config.device()
+    x = sparse_features(data.x).to(dev)
+    edge_index = data.edge_index.to(dev)
     accs, chosen = [], []
     for seed in seeds:
         split = protocol.draw(data.y, seed)
         pool = split.train
         labels = data.y.clone() if poison is None else poison(data.y, pool, split)
-        if protocol.name == "flawed":
-            cfg = protocol.grid[0]
-            train = Split(pool, split.val, split.test)
-            y_fit = data.y.clone()
-            y_fit[pool] = labels[pool]  # validation labels stay clean: the pitfall
-            acc = _train(data, victim, cfg, y_fit, train, protocol, dev, seed)
+        if labels.shape != data.y.shape:
+            raise ValueError(f"poison must return labels of shape {tuple(data.y.shape)}, got {tuple(labels.shape)}")
+        y_fit = data.y.clone()  # validation (if clean) and test labels stay clean
+        y_fit[pool] = labels[pool]
+        if protocol.clean_validation > 0:
+            fold_splits = [Split(pool, split.val, split.test)]
         else:
-            folds = cv_folds(labels[pool], protocol.folds, seed)
-            best = (-math.inf, None)
-            for cfg in protocol.grid:
-                val = []
-                for tr, va in folds:
-                    sp = Split(pool[tr], pool[va], torch.empty(0, dtype=torch.long))
-                    val.append(_train(data, victim, cfg, labels, sp, protocol, dev, seed, metric="val"))
-                score = sum(val) / len(val)
-                if score > best[0]:
-                    best = (score, cfg)
-            cfg = best[1]
-            acc = sum(
-                _train(data, victim, cfg, labels, Split(pool[tr], pool[va], split.test), protocol, dev, seed)
-                for tr, va in folds
-            ) / len(folds)
-        accs.append(acc)
-        chosen.append(dict(cfg))
+            fold_splits = [Split(pool[tr], pool[va], split.test)
+                           for tr, va in cv_folds(labels[pool], protocol.folds, seed)]
+        best = (-math.inf, None, None)
+        for cfg in protocol.grid:
+            res = [_train(x, edge_index, data, victim, cfg, y_fit, sp, protocol, dev, seed) for sp in fold_splits]
+            val = sum(r[0] for r in res) / len(res)
+            if val > best[0]:
+                best = (val, cfg, sum(r[1] for r in res) / len(res))
+        accs.append(best[2])
+        chosen.append(dict(best[1]))
     return Evaluation(accs, chosen)
 
 
-def _train(data, victim, cfg, labels, split, protocol, dev, seed, metric="test") -> float:
+def _train(x, edge_index, data, victim, cfg, labels, split, protocol, dev, seed) -> tuple[float, float]:
+    """(validation accuracy on the labels the defender holds, clean test accuracy)."""
     config.seed_everything(seed)
-    model = build_victim(victim, data.num_features, int(data.y.max()) + 1, dropout=cfg["dropout"], **cfg.get("model", {}))
-    # the defender fits the labels it has (possibly poisoned); test accuracy uses clean labels
+    model = build_victim(victim, data.num_features, int(data.y.max()) + 1, dropout=cfg["dropout"],
+                         **cfg.get("model", {}))
     y_train = labels.clone()
     y_train[split.test] = data.y[split.test]
-    res = fit(model, data.x, data.edge_index, y_train, split, epochs=protocol.epochs, patience=protocol.patience,
+    res = fit(model, x, edge_index, y_train, split, epochs=protocol.epochs, patience=protocol.patience,
               lr=cfg["lr"], weight_decay=cfg["weight_decay"], device=dev)
-    return res.val_acc if metric == "val" else res.test_acc
+    return res.val_acc, res.test_acc

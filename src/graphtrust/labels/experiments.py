@@ -1,0 +1,330 @@
+"""The label-poisoning chapter's experiments, as functions that return saved-able results.
+
+``run(sizes)`` evaluates, for every dataset of the profile,
+
+* the **pitfalls**: clean training and a few attacks under each protocol of
+  :func:`~.protocol.pitfall_steps` (flawed → corrected, one pitfall at a time);
+* the **main table**: every attack at every budget under the corrected protocol, for
+  every victim, over repeated random pools (one attack per pool, reused by all victims);
+* the **cost** of every attack on one pool (wall time).
+
+The chapter renders tables and figures from the returned :class:`~graphtrust.results.Result`.
+The full profile is meant for a GPU; on a CPU it runs in the background, optionally in
+parts (``--datasets``, ``--victims``, ``--splits``) merged into one file::
+
+    GRAPHTRUST_PROFILE=full python -m graphtrust.labels.experiments --out book/results/label_poisoning_full.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch_geometric.data import Data
+
+from .. import config, datasets
+from ..progress import progress
+from ..results import Result
+from ..splits import Split
+from ..training import summarize
+from .attacks import (
+    LabelAttack,
+    attacker_labels,
+    degree_attack,
+    label_budget,
+    lafak_attack,
+    linear_surrogate_attack,
+    lp_attack,
+    mg_attack,
+    random_attack,
+)
+from .meta import meta_attack
+from .protocol import Protocol, corrected_protocol, evaluate, pitfall_steps
+from .surrogates import gcn_ntk, ntk_map, sgc_features, sgc_map
+
+__all__ = ["ATTACKS", "PREVIOUS", "Attacker", "run", "cost", "representations", "accuracy_table", "merge"]
+
+#: every attack, in the order of the chapter's tables; ``name:pseudo`` uses pseudo-labels
+ATTACKS = ("random", "random-bin", "degree", "degree-bin", "lp", "mg", "lafak",
+           "sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")  # fmt: skip
+#: the attacks that predate the paper (the "previous best" is the strongest of these)
+PREVIOUS = ("random", "random-bin", "degree", "degree-bin", "lp", "mg", "lafak")
+
+
+class Attacker:
+    """Runs label attacks on one dataset, caching what does not depend on the pool.
+
+    ``Â²X`` (SGC features) and the GCN NTK are computed once per dataset; the ridge and
+    kernel maps once per (pool, targets); the poisoned labels once per (attack, budget,
+    pool) — so every victim and every protocol step sees the same poisoned labels.
+    ``seconds[attack]`` collects the wall time of each attack, including the per-pool maps
+    it needs but not the per-dataset precomputation (``setup_seconds``).
+    """
+
+    def __init__(self, data: Data, seed: int = 0):
+        self.data, self.seed = data, seed
+        self._xhat: torch.Tensor | None = None
+        self._theta: torch.Tensor | None = None
+        self._maps: dict[tuple, torch.Tensor] = {}
+        self._labels: dict[tuple, LabelAttack] = {}
+        self.setup_seconds: dict[str, float] = {}
+        self.seconds: dict[str, list[float]] = {}
+
+    @property
+    def xhat(self) -> torch.Tensor:
+        if self._xhat is None:
+            t = time.perf_counter()
+            self._xhat = sgc_features(self.data.x.double(), self.data.edge_index)
+            self.setup_seconds["sgc_features"] = time.perf_counter() - t
+        return self._xhat
+
+    @property
+    def theta(self) -> torch.Tensor:
+        if self._theta is None:
+            t = time.perf_counter()
+            self._theta = gcn_ntk(self.data.x.double(), self.data.edge_index)
+            self.setup_seconds["ntk_kernel"] = time.perf_counter() - t
+        return self._theta
+
+    def _map(self, kind: str, pool: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        key = (kind, _key(pool), _key(targets))
+        if key not in self._maps:
+            self._maps[key] = sgc_map(self.xhat, pool, targets) if kind == "sgc" else ntk_map(self.theta, pool, targets)
+        return self._maps[key]
+
+    def attack(self, name: str, fraction: float, pool: torch.Tensor, targets: torch.Tensor) -> LabelAttack:
+        """Poisoned labels of attack ``name`` at budget ``ceil(fraction · |pool|)``."""
+        key = (name, fraction, _key(pool), _key(targets))
+        if key in self._labels:
+            return self._labels[key]
+        base, _, knowledge = name.partition(":")
+        knowledge = knowledge or "true"
+        if base not in ATTACKS:
+            raise KeyError(f"unknown attack {name!r}; one of {', '.join(ATTACKS)} (optionally ':pseudo')")
+        d, y, b = self.data, self.data.y, label_budget(fraction, pool.numel())
+        binary = base.endswith("-bin")
+        t = time.perf_counter()
+        if base in ("random", "random-bin"):
+            res = random_attack(y, pool, b, binary=binary, seed=self.seed)
+        elif base in ("degree", "degree-bin"):
+            res = degree_attack(y, pool, b, d.edge_index, binary=binary, seed=self.seed)
+        elif base == "mg":
+            res = mg_attack(d.x, d.edge_index, y, pool, targets, b)
+        else:
+            seen = attacker_labels(y, pool, targets, self.xhat.float(), knowledge)
+            if base == "lp":
+                res = lp_attack(d.x, y, pool, targets, seen, b)
+            elif base == "lafak":
+                res = lafak_attack(y, pool, targets, seen, self._map("sgc", pool, targets), b)
+            elif base in ("sgc", "sgc-bin", "ntk", "ntk-bin"):
+                kind = base.split("-")[0]
+                res = linear_surrogate_attack(y, pool, targets, seen, self._map(kind, pool, targets), b,
+                                              binary=binary, name=base)
+            else:  # meta, meta-bin
+                res = meta_attack(d.x, d.edge_index, y, pool, targets, seen, b, binary=binary, seed=self.seed)
+        self.seconds.setdefault(name, []).append(time.perf_counter() - t)
+        self._labels[key] = res
+        return res
+
+    def poison(self, name: str | None, fraction: float) -> Callable[[torch.Tensor, torch.Tensor, Split], torch.Tensor] | None:
+        """The ``poison(y, pool, split)`` callable of :func:`~.protocol.evaluate` (``None``: clean)."""
+        if name is None or fraction == 0:
+            return None
+        return lambda y, pool, split: self.attack(name, fraction, pool, split.test).labels
+
+
+def _key(t: torch.Tensor) -> str:
+    return hashlib.sha1(t.cpu().numpy().tobytes()).hexdigest()
+
+
+def _protocol(sz, pool_size: int) -> Protocol:
+    return corrected_protocol(pool_size=pool_size, folds=sz.folds, grid=sz.grid, epochs=sz.epochs,
+                              patience=sz.patience)
+
+
+def run(sz=None, show_progress: bool = True, checkpoint: str | None = None) -> Result:
+    """Everything the chapter shows, in the active profile's sizes (see the module docstring)."""
+    sz = sz or config.sizes("label_poisoning")
+    start = time.perf_counter()
+    out: dict[str, Any] = {"budgets": list(sz.budgets), "main_budget": sz.main_budget, "victims": list(sz.victims),
+                           "attacks": list(sz.attacks), "splits": list(sz.splits), "folds": sz.folds,
+                           "grid": [dict(g) for g in sz.grid], "datasets": {}}  # fmt: skip
+    for name in sz.datasets:
+        data = datasets.load(name, lcc=True)
+        pool_size = sz.pool_size[name]
+        attacker = Attacker(data)
+        entry: dict[str, Any] = {"nodes": data.num_nodes, "classes": int(data.y.max()) + 1, "pool": pool_size,
+                                 "budget_flips": {str(b): label_budget(b, pool_size) for b in sz.budgets}}
+        # pitfalls: GCN, flawed -> corrected
+        rows = []
+        for what, protocol in pitfall_steps(pool_size, sz.validation, sz.folds, sz.grid, epochs=sz.epochs,
+                                            patience=sz.patience):
+            row: dict[str, Any] = {"step": what, "protocol": protocol.name}
+            for attack in (None, *sz.pitfall_attacks):
+                ev = evaluate(protocol, data, "gcn", attacker.poison(attack, sz.main_budget), sz.pitfall_splits)
+                row[attack or "clean"] = ev.accuracies
+            rows.append(row)
+        entry["pitfalls"] = rows
+        # main table: corrected protocol, every victim, attack and budget
+        protocol = _protocol(sz, pool_size)
+        cells = [(v, None, 0.0) for v in sz.victims] + [
+            (v, a, b) for a in sz.attacks for b in sz.budgets for v in sz.victims]
+        entry["clean"], entry["attacks"], entry["chosen"] = {}, {}, {}
+        for victim, attack, budget in progress(cells, desc=f"{name}: victims × attacks × budgets",
+                                               enabled=show_progress):
+            ev = evaluate(protocol, data, victim, attacker.poison(attack, budget), sz.splits)
+            if attack is None:
+                entry["clean"][victim] = ev.accuracies
+            else:
+                entry["attacks"].setdefault(attack, {}).setdefault(str(budget), {})[victim] = ev.accuracies
+            entry["chosen"][f"{victim}/{attack or 'clean'}/{budget}"] = ev.chosen
+        entry["attack_seconds"] = {a: s for a, s in attacker.seconds.items()}
+        entry["setup_seconds"] = attacker.setup_seconds
+        entry["cost"] = cost(data, sz.main_budget, pool_size)
+        out["datasets"][name] = entry
+        if checkpoint:
+            Result("label_poisoning", out, seconds=time.perf_counter() - start).save(checkpoint)
+    return Result("label_poisoning", out, seconds=time.perf_counter() - start)
+
+
+def cost(data: Data, fraction: float = 0.2, pool_size: int = 140, seed: int = 0,
+         attacks: tuple[str, ...] = ATTACKS) -> dict[str, float]:
+    """Wall time (s) of each attack on one random pool, per-dataset precomputation included.
+
+    Each attack starts from a fresh :class:`Attacker`, so SGC/LafAK pay for ``Â²X`` and NTK
+    for the kernel, as a user attacking one pool would.
+    """
+    from .protocol import corrected_protocol as _cp
+
+    split = _cp(pool_size=pool_size).draw(data.y, seed)
+    out = {}
+    for name in attacks:
+        attacker = Attacker(data, seed)
+        t = time.perf_counter()
+        attacker.attack(name, fraction, split.train, split.test)
+        out[name] = round(time.perf_counter() - t, 4)
+    return out
+
+
+def representations(data: Data, split: Split, poisoned: torch.Tensor, *, seed: int = 0,
+                    epochs: int = 200) -> dict[str, Any]:
+    """How training on ``poisoned`` labels moves a GCN's hidden representation.
+
+    Trains the same GCN (same seed, same pool; no validation set, fixed epochs) once on the
+    clean and once on the poisoned labels of ``split.train`` and returns both hidden
+    representations of the test nodes projected on the two leading principal axes of the
+    *clean* one (``clean_2d``, ``poisoned_2d``: ``(|test|, 2)``), plus a **linear probe**:
+    the accuracy of a logistic regression fitted on the clean labels of half the test nodes
+    and scored on the other half. The probe asks whether the representation itself still
+    separates the classes, whatever the poisoned output layer does.
+    """
+    from ..models import LogisticRegression, sparse_features
+    from ..training import evaluate as eval_acc
+    from ..training import fit
+    from .victims import build_victim
+
+    empty = torch.empty(0, dtype=torch.long)
+    c = int(data.y.max()) + 1
+    x = sparse_features(data.x)
+    test = split.test
+    perm = test[torch.randperm(test.numel(), generator=torch.Generator().manual_seed(seed))]
+    half_a, half_b = perm[: perm.numel() // 2], perm[perm.numel() // 2:]
+    out: dict[str, Any] = {"labels": data.y[test].tolist()}
+    basis = None
+    for which, labels in (("clean", data.y), ("poisoned", poisoned)):
+        config.seed_everything(seed)
+        model = build_victim("gcn", data.num_features, c)
+        res = fit(model, x, data.edge_index, labels, Split(split.train, empty, test), epochs=epochs, patience=None)
+        h = res.model.embed(x, data.edge_index)
+        if basis is None:
+            mean = h[test].mean(0)
+            _, _, v = torch.linalg.svd(h[test] - mean, full_matrices=False)
+            basis = (mean, v[:2].t())
+        out[f"{which}_2d"] = ((h[test] - basis[0]) @ basis[1]).tolist()
+        out[f"{which}_accuracy"] = res.test_acc
+        hn = F.normalize(h, dim=1)
+        config.seed_everything(seed)
+        probe = fit(LogisticRegression(h.size(1), c), hn, None, data.y, Split(half_a, empty, empty), epochs=300,
+                    patience=None, lr=0.05, weight_decay=1e-4).model
+        out[f"{which}_probe"] = eval_acc(probe, hn, None, data.y, half_b)
+    return out
+
+
+def accuracy_table(result: Result, dataset: str, victim: str = "gcn") -> list[dict[str, Any]]:
+    """Rows ``{attack, budget columns...}`` of test accuracy (%) as ``mean ± std``."""
+    entry = result.data["datasets"][dataset]
+    budgets = result.data["budgets"]
+    rows = [{"attack": "clean", **{f"{round(100 * b)} %": summarize(entry["clean"][victim]).format(100)
+                                   for b in budgets}}] if victim in entry["clean"] else []
+    for attack, per_budget in entry["attacks"].items():
+        row: dict[str, Any] = {"attack": attack}
+        for b in budgets:
+            vals = per_budget.get(str(b), {}).get(victim)
+            row[f"{round(100 * b)} %"] = summarize(vals).format(100) if vals else ""
+        rows.append(row)
+    return rows
+
+
+def merge(base: Result, extra: Result) -> Result:
+    """``base`` with the datasets and victims of ``extra`` added (same budgets and splits)."""
+    for k in ("budgets", "splits", "folds", "grid"):
+        if base.data[k] != extra.data[k]:
+            raise ValueError(f"can only merge runs with the same {k}")
+    data = dict(base.data)
+    data["datasets"] = dict(base.data["datasets"])
+    for name, entry in extra.data["datasets"].items():
+        if name not in data["datasets"]:
+            data["datasets"][name] = entry
+            continue
+        old = data["datasets"][name]
+        old["clean"].update(entry["clean"])
+        for a, per_b in entry["attacks"].items():
+            for b, per_v in per_b.items():
+                old["attacks"].setdefault(a, {}).setdefault(b, {}).update(per_v)
+    data["victims"] = sorted(set(base.data["victims"]) | set(extra.data["victims"]))
+    runs = base.provenance.get("runs", [dict(base.provenance, created=base.created, seconds=base.seconds)])
+    prov = dict(base.provenance, runs=[*runs, dict(extra.provenance, created=extra.created, seconds=extra.seconds)])
+    return Result(base.name, data, provenance=prov, seconds=(base.seconds or 0) + (extra.seconds or 0))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the label-poisoning chapter's experiments and save them.")
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--datasets", nargs="+", default=None, help="only these datasets of the profile")
+    parser.add_argument("--victims", nargs="+", default=None, help="only these victims of the profile")
+    parser.add_argument("--num-splits", type=int, default=None, help="only the first N splits of the profile")
+    parser.add_argument("--merge", default=None, help="saved run to add this one to")
+    args = parser.parse_args(argv)
+    sz = config.sizes("label_poisoning")
+    over: dict[str, Any] = {}
+    for key, vals in (("datasets", args.datasets), ("victims", args.victims)):
+        if vals:
+            unknown = sorted(set(vals) - set(sz[key]))
+            if unknown:
+                parser.error(f"{unknown} not in the {sz.profile} profile's {key} {list(sz[key])}")
+            over[key] = tuple(vals)
+    if args.num_splits:
+        over["splits"] = tuple(sz.splits[: args.num_splits])
+        over["pitfall_splits"] = tuple(sz.pitfall_splits[: args.num_splits])
+    if over:
+        sz = config.Sizes("label_poisoning", sz.profile, {**sz, **over})
+    result = run(sz, checkpoint=None if args.merge else args.out)
+    if args.merge:
+        result = merge(Result.load(args.merge), result)
+    full = config.sizes("label_poisoning")
+    result.data["complete"] = (set(result.data["datasets"]) >= set(full.datasets)
+                               and set(result.data["victims"]) >= set(full.victims)
+                               and len(result.data["splits"]) >= len(full.splits))
+    result.save(args.out)
+    print(f"saved {args.out} ({result.seconds:.0f} s, profile {result.provenance['profile']}, "
+          f"datasets {', '.join(result.data['datasets'])}, victims {', '.join(result.data['victims'])})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

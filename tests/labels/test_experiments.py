@@ -1,0 +1,66 @@
+import pytest
+import torch
+
+from graphtrust import config, datasets
+from graphtrust.labels.experiments import (
+    ATTACKS,
+    Attacker,
+    accuracy_table,
+    merge,
+    representations,
+    run,
+)
+from graphtrust.labels.protocol import corrected_protocol
+
+
+@pytest.fixture(scope="module")
+def data():
+    return datasets.load("sbm", num_nodes=300, num_classes=3, avg_degree=6, homophily=0.85,
+                         num_features=20, feature_signal=0.6, seed=2)
+
+
+def test_attacker_caches_labels_and_respects_budgets(data):
+    split = corrected_protocol(pool_size=40).draw(data.y, 0)
+    att = Attacker(data)
+    for name in (*ATTACKS, "sgc-bin:pseudo"):
+        res = att.attack(name, 0.2, split.train, split.test)
+        changed = (res.labels != data.y).nonzero().view(-1)
+        assert changed.numel() <= 8 and set(changed.tolist()) <= set(split.train.tolist()), name
+        if not name.startswith(("mg", "meta")):
+            assert changed.numel() == 8, name
+    again = att.attack("sgc-bin", 0.2, split.train, split.test)
+    assert again is att.attack("sgc-bin", 0.2, split.train, split.test)
+    assert len(att.seconds["sgc-bin"]) == 1  # computed once
+    with pytest.raises(KeyError):
+        att.attack("nope", 0.2, split.train, split.test)
+
+
+def test_representations_project_both_runs_on_one_basis(data):
+    split = corrected_protocol(pool_size=40).draw(data.y, 0)
+    poisoned = Attacker(data).attack("sgc-bin", 0.3, split.train, split.test).labels
+    rep = representations(data, split, poisoned, epochs=60)
+    assert len(rep["clean_2d"]) == split.test.numel() == len(rep["poisoned_2d"])
+    assert 0.0 <= rep["poisoned_probe"] <= 1.0 and rep["clean_accuracy"] > rep["poisoned_accuracy"]
+
+
+def test_tiny_run_is_complete_and_mergeable(data, monkeypatch):
+    monkeypatch.setattr(datasets, "load", lambda name, **kw: data)
+    sz = config.Sizes("label_poisoning", "quick", {
+        **config.sizes("label_poisoning", "quick"), "pool_size": {"cora_ml": 30}, "budgets": (0.2,),
+        "attacks": ("random", "sgc-bin"), "splits": (0,), "pitfall_splits": (0,), "validation": 60,
+        "epochs": 30, "patience": 10})
+    r = run(sz, show_progress=False)
+    e = r.data["datasets"]["cora_ml"]
+    assert [row["protocol"] for row in e["pitfalls"]][0] == "flawed" and len(e["pitfalls"]) == 5
+    assert set(e["attacks"]) == {"random", "sgc-bin"} and len(e["attacks"]["sgc-bin"]["0.2"]["gcn"]) == 1
+    assert set(e["cost"]) == set(ATTACKS)
+    rows = accuracy_table(r, "cora_ml")
+    assert rows[0]["attack"] == "clean" and "20 %" in rows[1]
+    r2 = run(config.Sizes("label_poisoning", "quick", {**sz, "victims": ("mlp",)}), show_progress=False)
+    m = merge(r, r2)
+    assert set(m.data["victims"]) == {"gcn", "mlp"}
+    assert set(m.data["datasets"]["cora_ml"]["attacks"]["random"]["0.2"]) == {"gcn", "mlp"}
+    assert len(m.provenance["runs"]) == 2
+    with pytest.raises(ValueError):
+        merge(r, run(config.Sizes("label_poisoning", "quick", {**sz, "splits": (1,)}), show_progress=False))
+    assert torch.isfinite(torch.tensor(e["clean"]["gcn"])).all()
