@@ -19,9 +19,9 @@ from .attacks import (
     random_attack,
     top_two_classes,
 )
-from .surrogates import gcn_ntk, ntk_map, sgc_features, sgc_map
+from .surrogates import gcn_ntk, lafak_map, ntk_map, sgc_features, sgc_map
 
 __all__ = [
     "LabelAttack", "attacker_labels", "label_budget", "top_two_classes", "random_attack", "degree_attack",
-    "linear_surrogate_attack", "lafak_attack", "lp_attack", "mg_attack", "sgc_features", "sgc_map", "gcn_ntk", "ntk_map",
+    "linear_surrogate_attack", "lafak_attack", "lp_attack", "mg_attack", "sgc_features", "sgc_map", "lafak_map", "gcn_ntk", "ntk_map",
 ]  # fmt: skip

@@ -42,10 +42,11 @@ from .attacks import (
     lp_attack,
     mg_attack,
     random_attack,
+    top_two_classes,
 )
 from .meta import meta_attack
 from .protocol import Protocol, corrected_protocol, evaluate, pitfall_steps
-from .surrogates import gcn_ntk, ntk_map, sgc_features, sgc_map
+from .surrogates import gcn_ntk, lafak_map, ntk_map, sgc_features, sgc_map
 
 __all__ = ["ATTACKS", "PREVIOUS", "Attacker", "run", "cost", "representations", "accuracy_table", "merge"]
 
@@ -120,7 +121,11 @@ class Attacker:
             if base == "lp":
                 res = lp_attack(d.x, y, pool, targets, seen, b)
             elif base == "lafak":
-                res = lafak_attack(y, pool, targets, seen, self._map("sgc", pool, targets), b)
+                ab = top_two_classes(y, pool)
+                assumed = y.clone()
+                assumed[targets] = seen
+                m = lafak_map(d.x, d.edge_index, pool, targets, assumed, ab)
+                res = lafak_attack(y, pool, targets, seen, m, b)
             elif base in ("sgc", "sgc-bin", "ntk", "ntk-bin"):
                 kind = base.split("-")[0]
                 res = linear_surrogate_attack(y, pool, targets, seen, self._map(kind, pool, targets), b,

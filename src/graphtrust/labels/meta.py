@@ -43,7 +43,8 @@ def ksubset_marginals(logits: torch.Tensor, k: int) -> torch.Tensor:
 
     ``log Z = log e_k(exp(logits))`` (elementary symmetric polynomial) is computed by a
     log-space recursion over the items; the marginals are its gradient, returned with a
-    graph so that they can be differentiated again. ``(n,) → (n,)``, summing to ``k``.
+    graph (when ``logits`` requires grad) so that they can be differentiated again.
+    ``(n,) → (n,)``, summing to ``k``.
     """
     n = logits.numel()
     if not 0 < k <= n:
@@ -55,8 +56,8 @@ def ksubset_marginals(logits: torch.Tensor, k: int) -> torch.Tensor:
         e = torch.cat([theta.new_zeros(1), theta.new_full((k,), low)])
         for i in range(n):
             e = _logaddexp(e, torch.cat([e.new_full((1,), low), e[:-1] + theta[i]]))
-        (marg,) = torch.autograd.grad(e[k], theta, create_graph=True)
-    return marg
+        (marg,) = torch.autograd.grad(e[k], theta, create_graph=logits.requires_grad)
+    return marg if logits.requires_grad else marg.detach()
 
 
 class _SparseMM(torch.autograd.Function):

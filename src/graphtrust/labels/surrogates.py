@@ -18,7 +18,7 @@ import torch
 
 from ..graph import normalized_sparse
 
-__all__ = ["sgc_features", "sgc_map", "gcn_ntk", "ntk_map"]
+__all__ = ["sgc_features", "sgc_map", "lafak_map", "gcn_ntk", "ntk_map"]
 
 
 def sgc_features(x: torch.Tensor, edge_index: torch.Tensor, k: int = 2) -> torch.Tensor:
@@ -38,6 +38,42 @@ def sgc_map(xhat: torch.Tensor, pool: torch.Tensor, targets: torch.Tensor, lam: 
     gram.diagonal().add_(lam)
     sol = torch.linalg.solve(gram, xl)  # (X̂_L X̂_Lᵀ + λI)^{-1} X̂_L
     return (xhat[targets].double() @ sol.t()).to(xhat.dtype)
+
+
+def lafak_map(
+    x: torch.Tensor,
+    edge_index: torch.Tensor,
+    pool: torch.Tensor,
+    targets: torch.Tensor,
+    node_labels: torch.Tensor,
+    classes: tuple[int, int],
+    lam: float = 5e-3,
+) -> torch.Tensor:
+    """LafAK's own surrogate map ``M: (|targets|, |pool|)`` (Zhang et al., ICDM 2020).
+
+    LafAK reduces the problem to the two classes ``classes``: it keeps the subgraph induced
+    by the nodes of those classes (``node_labels: (N,)`` are the labels the attacker
+    assumes: clean pool labels, true or pseudo labels of the targets), row-normalises the
+    features, and fits ridge regression (``λ = 5·10⁻³``) on ``X̂ = Â_sub² X``. Rows and
+    columns of nodes outside the two classes are zero. Dual form, as :func:`sgc_map`.
+    """
+    from torch_geometric.utils import subgraph
+
+    a, b = classes
+    keep = (node_labels == a) | (node_labels == b)
+    nodes = keep.nonzero().view(-1)
+    sub_ei, _ = subgraph(nodes, edge_index, relabel_nodes=True, num_nodes=node_labels.numel())
+    xs = x[nodes].double()
+    xs = xs / xs.abs().sum(1, keepdim=True).clamp_min(1e-12)
+    xhat = sgc_features(xs, sub_ei)
+    pos = torch.full((node_labels.numel(),), -1, dtype=torch.long)
+    pos[nodes] = torch.arange(nodes.numel())
+    lp, tp = pos[pool], pos[targets]
+    ok_l, ok_t = lp >= 0, tp >= 0
+    m = torch.zeros(targets.numel(), pool.numel(), dtype=torch.float64)
+    sub = sgc_map(xhat, lp[ok_l], tp[ok_t], lam=lam)
+    m[ok_t.nonzero().view(-1)[:, None], ok_l.nonzero().view(-1)[None, :]] = sub
+    return m
 
 
 def _relu_kernels(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
