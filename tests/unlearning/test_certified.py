@@ -1,0 +1,84 @@
+import pytest
+import torch
+
+from graphtrust import datasets
+from graphtrust.unlearning import Graph, LazyPropagation, exact_embedding
+from graphtrust.unlearning.certified import CertifiedLinear, noise_budget, preprocess
+
+
+@pytest.fixture(scope="module")
+def setup():
+    data = datasets.load("sbm", num_nodes=400, num_classes=3, avg_degree=6, homophily=0.85, num_features=12,
+                         feature_signal=0.8, seed=5)
+    x = preprocess(data.x)
+    train = torch.arange(0, 400, 2)
+    return data, x, train
+
+
+def test_preprocessing_and_budget():
+    x = preprocess(torch.randn(50, 4) * 10 + 3)
+    assert float(x.norm(dim=1).max()) == pytest.approx(1.0)
+    assert noise_budget(0.1, 1.0, 1e-4) == pytest.approx(0.1 / 4.3846, rel=1e-3)
+    for bad in (dict(delta=0.0), dict(delta=1.0), dict(delta=-1e-3)):
+        with pytest.raises(ValueError):
+            noise_budget(0.1, 1.0, **bad)
+
+
+def test_primal_and_dual_hessian_solves_agree(setup):
+    data, x, train = setup
+    z = torch.cat([x[train], x[train] ** 2], 1)  # 24 features
+    m = CertifiedLinear(3, lam=1e-2, alpha=0.1).fit(z, data.y[train])
+    v = torch.randn(24, 3, dtype=torch.float64)
+    primal = m.solve(m.w, z, data.y[train], v)  # 200 rows > 24 features: primal
+    dual = m.solve(m.w, z[:20], data.y[train][:20], v)  # 20 rows < 24 features: dual
+    h = []
+    for k in range(3):
+        s = 2.0 * (data.y[train][:20] == k).double() - 1
+        p = torch.sigmoid(s * (z[:20] @ m.w[:, k]))
+        hk = z[:20].t() @ ((p * (1 - p))[:, None] * z[:20]) + 1e-2 * 20 * torch.eye(24, dtype=torch.float64)
+        h.append(torch.linalg.solve(hk, v[:, k]))
+    assert torch.allclose(dual, torch.stack(h, 1), atol=1e-8)
+    assert torch.isfinite(primal).all()
+
+
+def test_bound_covers_the_true_residual_on_exact_data(setup):
+    data, x, train = setup
+    g = Graph(data.edge_index, data.num_nodes)
+    lp = LazyPropagation(g, x, r_max=5e-3)  # coarse: a real approximation term
+    y = data.y
+    model = CertifiedLinear(3, lam=1e-2, alpha=10.0, delta=1e-4).fit(lp.embedding[train], y[train])
+    ei = g.edge_index()
+    ei = ei[:, ei[0] < ei[1]]
+    order = torch.randperm(ei.size(1), generator=torch.Generator().manual_seed(0))
+    keep = train.clone()
+    for i in range(8):
+        z_old, y_old = lp.embedding[keep], y[keep]
+        if i % 2:
+            lp.remove_edges(ei[:, order[i * 3 : i * 3 + 3]].t())
+        else:
+            node = int(keep[i])
+            lp.remove_features([node])
+            keep = keep[keep != node]
+        rec = model.remove(z_old, y_old, lp.embedding[keep], y[keep], lp.error_bound())
+        true = model.gradient(model.w, exact_embedding(g, lp.features())[keep], y[keep]).norm(dim=0)
+        assert bool((true <= rec.total + 1e-12).all()), (true, rec.total)
+        assert rec.certified
+    assert float(rec.approximation.max()) > 0
+    # a budget smaller than the approximation term cannot be met by retraining: flush
+    tight = CertifiedLinear(3, lam=1e-2, alpha=0.01).fit(lp.embedding[keep], y[keep])
+    rec = tight.remove(lp.embedding[keep], y[keep], lp.embedding[keep], y[keep], lp.error_bound())
+    assert not rec.certified
+    lp.flush()
+    assert float(lp.error_bound().max()) == 0.0
+    assert torch.allclose(lp.embedding, exact_embedding(g, lp.features()), atol=1e-12)
+
+
+def test_exceeding_the_budget_retrains_with_fresh_noise(setup):
+    data, x, train = setup
+    z = x[train]
+    model = CertifiedLinear(3, lam=1e-3, alpha=1e-6, delta=1e-4).fit(z, data.y[train])  # tiny budget
+    b0 = model.b.clone()
+    rec = model.remove(z, data.y[train], z[10:], data.y[train][10:])
+    assert rec.retrained and model.retrains == 1 and not torch.equal(b0, model.b)
+    with pytest.raises(RuntimeError):
+        CertifiedLinear(3).remove(z, data.y[train], z, data.y[train])
