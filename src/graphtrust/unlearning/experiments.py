@@ -321,3 +321,21 @@ def run(sz=None, show_progress: bool = True) -> Result:
         out["cost"][label] = cost_on(sp, sz.cost_batch, **kw)
     out["cost"]["cora"] = cost_on(p, sz.cost_batch, **kw)
     return Result("scalegun", out, seconds=time.perf_counter() - start)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    from .. import config
+
+    parser = argparse.ArgumentParser(description="Run the ScaleGUN chapter's experiments and save them.")
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    args = parser.parse_args(argv)
+    result = run(config.sizes("scalegun"))
+    result.save(args.out)
+    print(f"saved {args.out} ({result.seconds:.0f} s, profile {result.provenance['profile']})")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
