@@ -73,6 +73,8 @@ def run(args: argparse.Namespace) -> dict:
         "build_seconds": round(build, 2), "init_seconds": round(init, 3), "update_seconds": round(update, 4),
         "repropagation_seconds": round(reprop, 3), "speedup": round(reprop / update, 1),
         "max_abs_error": err, "error_bound_max": float(lp.error_bound().max()),
+        "state_mib": round(sum(t.numel() * t.element_size() for t in [*lp.q, *lp.r, g.row, g.col, g.keys, g.indptr,
+                                                                      g.alive, g.deg]) / 2**20, 1),
     }
     print(f"graph built in {build:.1f} s; init {init:.2f} s; update of {batch} edges {update * 1e3:.1f} ms; "
           f"exact re-propagation {reprop:.2f} s ({out['speedup']}x)")
