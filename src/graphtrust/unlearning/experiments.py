@@ -149,13 +149,16 @@ class Unlearner:
         t_emb = time.perf_counter() - t0
         t1 = time.perf_counter()
         z_new, y_new = self.embedding[self.train], y[self.train]
+        flushed_from = None
         if self.method == "retrain":
             self.model.fit(z_new, y_new)
             rec = None
         else:
             err = self.lazy.error_bound() if self.lazy is not None else None
             rec = self.model.remove(z_old, y_old, z_new, y_new, err)
+            flushed_from = None
             if not rec.certified and self.lazy is not None:  # approximation term alone too large
+                flushed_from = rec.approximation.max().item()
                 self.lazy.flush()
                 self.flushes += 1
                 rec = self.model.remove(z_new, y_new, self.embedding[self.train], y_new, self.lazy.error_bound())
@@ -164,7 +167,10 @@ class Unlearner:
             "kind": kind, "items": int(torch.as_tensor(items).view(-1, 2 if kind == "edge" else 1).size(0)),
             "accuracy": self.accuracy(), "embedding_seconds": t_emb, "model_seconds": t_model,
             "retrained": bool(rec.retrained) if rec is not None else True,
+            "flushed": self.method == "scalegun" and flushed_from is not None,
         }
+        if self.method == "scalegun" and flushed_from is not None:
+            out["approximation_before_flush"] = flushed_from
         if rec is not None:
             out.update(newton=rec.newton_bound.max().item(), accumulated=rec.accumulated.max().item(),
                        approximation=rec.approximation.max().item(), total=rec.total.max().item(),
@@ -289,6 +295,7 @@ def cost_on(problem: Problem, batch: int, r_max_rel: float = 1e-7, seed: int = 1
     edges = int((problem.edge_index[0] < problem.edge_index[1]).sum())
     return {"nodes": problem.num_nodes, "edges": edges, "features": problem.x.size(1), "batch": batch,
             "embedding_seconds": rec["embedding_seconds"], "model_seconds": rec["model_seconds"],
+            "flushed": rec["flushed"], "approximation_before_flush": rec.get("approximation_before_flush"),
             "repropagation_seconds": reprop, "retrain_seconds": retrain}
 
 
