@@ -35,6 +35,16 @@ class Result:
         tmp.replace(path)
         return path
 
+    def combined_with(self, extra: Result, data: dict[str, Any]) -> Result:
+        """A result holding ``data`` (merged by the caller) whose provenance lists both runs.
+
+        ``provenance["runs"]`` keeps each run's machine, versions, creation time and seconds,
+        so that a table assembled from runs on different machines says so.
+        """
+        runs = self.provenance.get("runs", [dict(self.provenance, created=self.created, seconds=self.seconds)])
+        prov = dict(self.provenance, runs=[*runs, dict(extra.provenance, created=extra.created, seconds=extra.seconds)])
+        return Result(self.name, data, provenance=prov, seconds=(self.seconds or 0) + (extra.seconds or 0))
+
     @classmethod
     def load(cls, path: str | Path) -> Result:
         raw = json.loads(Path(path).read_text())

@@ -292,9 +292,7 @@ def merge(base: Result, extra: Result) -> Result:
             for b, per_v in per_b.items():
                 old["attacks"].setdefault(a, {}).setdefault(b, {}).update(per_v)
     data["victims"] = sorted(set(base.data["victims"]) | set(extra.data["victims"]))
-    runs = base.provenance.get("runs", [dict(base.provenance, created=base.created, seconds=base.seconds)])
-    prov = dict(base.provenance, runs=[*runs, dict(extra.provenance, created=extra.created, seconds=extra.seconds)])
-    return Result(base.name, data, provenance=prov, seconds=(base.seconds or 0) + (extra.seconds or 0))
+    return base.combined_with(extra, data)
 
 
 def main(argv: list[str] | None = None) -> int:

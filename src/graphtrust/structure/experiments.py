@@ -181,9 +181,7 @@ def merge(base: Result, extra: Result) -> Result:
         raise ValueError("can only merge runs of the same profile and budgets")
     data = dict(base.data)
     data["datasets"] = {**base.data["datasets"], **extra.data["datasets"]}
-    runs = base.provenance.get("runs", [dict(base.provenance, created=base.created, seconds=base.seconds)])
-    prov = dict(base.provenance, runs=[*runs, dict(extra.provenance, created=extra.created, seconds=extra.seconds)])
-    return Result(base.name, data, provenance=prov, seconds=(base.seconds or 0) + (extra.seconds or 0))
+    return base.combined_with(extra, data)
 
 
 def main(argv: list[str] | None = None) -> int:
