@@ -1,0 +1,320 @@
+"""The GraphDLG chapter's experiments: main table, ablations, defences, batches.
+
+``run(sizes)`` returns a :class:`~graphtrust.results.Result`; the chapter renders its
+tables and figures from it, and ``python -m graphtrust.leakage.experiments --out F`` saves
+the full profile with its provenance (``--datasets`` and ``--merge`` run it in parts).
+
+Setting, the same for every method: graphs with at most ``n_max`` nodes; a seeded
+permutation splits them into the victims (first ``victims``) and the *pool* (the rest:
+other clients' graphs, the client-side auxiliaries); the global model is a
+:class:`~.model.GraphClassifier` at its seeded initialisation (round 0 of FedSGD, batch
+size 1) in float64; the attacker knows the node count ``n`` and that features are one-hot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from .. import config, datasets
+from ..graph import to_dense
+from ..progress import progress
+from ..results import Result
+from .decoder import Graph, auxiliary_graphs, observation, train_decoder
+from .graphdlg import graphdlg
+from .matching import dlg, idlg
+from .metrics import chance, score
+from .model import GraphClassifier, client_gradient, defend
+
+__all__ = ["Problem", "problem", "run_method", "main_table", "run", "summarise", "train_with_defence"]
+
+METHODS = ("dlg", "idlg", "graphdlg-random", "graphdlg-client")
+LABELS = {"chance": "random guess", "prior": "prior only (decoder sees n)", "dlg": "DLG", "idlg": "iDLG",
+          "graphdlg-random": "GraphDLG, random auxiliaries", "graphdlg-client": "GraphDLG, client-side auxiliaries"}
+
+
+class Problem:
+    """One dataset prepared for the attacks: victims, pool, model and decoders (lazily)."""
+
+    def __init__(self, name: str, sz: Mapping[str, Any], hidden: int | None = None, layers: int | None = None,
+                 seed: int = 0):
+        ds = datasets.load(name)
+        graphs = [(to_dense(g.edge_index, g.num_nodes, torch.float64), g.x.double(), int(g.y))
+                  for g in ds if 2 <= g.num_nodes <= sz["n_max"]]
+        if len(graphs) <= sz["victims"]:
+            raise ValueError(f"{name}: {len(graphs)} graphs with at most {sz['n_max']} nodes, "
+                             f"need more than {sz['victims']} victims")
+        order = torch.randperm(len(graphs), generator=torch.Generator().manual_seed(seed)).tolist()
+        self.name, self.sz = name, sz
+        self.victims = [graphs[i] for i in order[: sz["victims"]]]
+        self.pool = [graphs[i] for i in order[sz["victims"]:]]
+        self.num_features, self.num_classes = ds.num_features, ds.num_classes
+        self.n_max = max(a.size(0) for a, _, _ in graphs)
+        self.hidden = hidden or sz["hidden"]
+        self.layers = layers or sz["layers"]
+        torch.manual_seed(seed)
+        self.model = GraphClassifier(self.num_features, self.num_classes, hidden=self.hidden, layers=self.layers).double()
+        self.density = float(np.mean([float(a.sum()) / 2 / a.size(0) for a, _, _ in self.pool]))
+        self._decoders: dict[tuple, Any] = {}
+
+    def aux(self, kind: str, count: int | None = None) -> list[Graph]:
+        count = count or (self.sz["client_aux"] if kind == "client" else self.sz["random_aux"])
+        return auxiliary_graphs(kind, graphs=self.pool, count=count, sizes=[a.size(0) for a, _, _ in self.pool],
+                                density=self.density, num_features=self.num_features,
+                                num_classes=self.num_classes, seed=1)
+
+    def decoder(self, kind: str, count: int | None = None):
+        key = (kind, count)
+        if key not in self._decoders:
+            self._decoders[key] = train_decoder(self.model, self.aux(kind, count), n_max=self.n_max,
+                                                epochs=self.sz["decoder_epochs"], hidden=self.sz["decoder_hidden"],
+                                                show_progress=True)
+        return self._decoders[key]
+
+
+def problem(name: str, sz: Mapping[str, Any], **kw) -> Problem:
+    return Problem(name, sz, **kw)
+
+
+def run_method(p: Problem, method: str, grads, n: int, *, seed: int = 0, **kw):
+    """One attack on one gradient; ``method`` as in :data:`METHODS` (``graphdlg-client@50``
+    uses a decoder trained on 50 auxiliary graphs)."""
+    iters = p.sz["iters"]
+    if method == "dlg":
+        return dlg(p.model, grads, n, iters=iters, seed=seed)
+    if method == "idlg":
+        return idlg(p.model, grads, n, iters=iters, seed=seed)
+    if method.startswith("graphdlg-"):
+        kind, _, count = method[len("graphdlg-"):].partition("@")
+        return graphdlg(p.model, grads, n, p.decoder(kind, int(count) if count else None), iters=iters,
+                        seed=seed, **kw)
+    raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
+
+
+def _agg(rows: Sequence[dict]) -> dict:
+    out = {}
+    for key in rows[0]:
+        v = np.array([r[key] for r in rows], dtype=float)
+        v = v[np.isfinite(v)]
+        out[key] = {"mean": float(v.mean()) if len(v) else math.nan,
+                    "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
+    return out
+
+
+def _scored(rec, victim) -> dict:
+    a, x, y = victim
+    return score(rec.adj, rec.x, a, x).as_dict() | {"seconds": rec.seconds, "label_ok": float(rec.label == y)}
+
+
+def main_table(p: Problem, methods: Sequence[str] = METHODS, victims: Sequence[Graph] | None = None) -> dict:
+    """Per method: mean ± std of the metrics over victims, plus per-victim rows and
+    reconstructions of the first few victims (for pictures and the explorer)."""
+    victims = p.victims if victims is None else victims
+    prior = _prior_decoder(p)
+    rows: dict[str, list] = {m: [] for m in ("chance", "prior", *methods)}
+    keep = p.sz["pictures"]
+    recs: dict[str, list] = {m: [] for m in ("prior", *methods)}
+    for i, (a, x, y) in enumerate(progress(victims, desc=f"{p.name} victims")):
+        n = a.size(0)
+        grads = client_gradient(p.model, [(a, x, y)])
+        rows["chance"].append(chance(a, x, seed=i).as_dict() | {"seconds": 0.0, "label_ok": 1.0 / p.num_classes})
+        s, f = prior.decode(torch.tensor([float(n)], dtype=torch.float64), n)
+        rows["prior"].append(score(s, f, a, x).as_dict() | {"seconds": 0.0, "label_ok": math.nan})
+        if i < keep:
+            recs["prior"].append({"adj": s.tolist(), "x": f.tolist()})
+        for m in methods:
+            r = run_method(p, m, grads, n, seed=i)
+            rows[m].append(_scored(r, (a, x, y)))
+            if i < keep:
+                recs[m].append({"adj": r.adj.tolist(), "x": r.x.tolist()})
+    return {"summary": {m: _agg(v) for m, v in rows.items()}, "rows": rows, "reconstructions": recs,
+            "victims": [{"adj": a.tolist(), "x": x.tolist(), "label": y} for a, x, y in victims[:keep]],
+            "decoders": {k[0] + (f"@{k[1]}" if k[1] else ""): d.info for k, d in p._decoders.items()}}
+
+
+def _node_count_only(model, grads, n):
+    return torch.tensor([float(n)], dtype=torch.float64)
+
+
+def _prior_decoder(p: Problem):
+    """A decoder trained on the client-side auxiliaries that sees only ``n``: what the
+    domain prior alone gives, without the gradient."""
+    return train_decoder(p.model, p.aux("client"), n_max=p.n_max, epochs=p.sz["decoder_epochs"],
+                         hidden=p.sz["decoder_hidden"], show_progress=False, observe=_node_count_only)
+
+
+def train_with_defence(p: Problem, *, noise: float = 0.0, clip: float | None = None, prune: float = 0.0,
+                       epochs: int = 6, lr: float = 0.01, seed: int = 0) -> float:
+    """FedSGD (batch size 1, the server applies the defended gradient with Adam) on the pool; returns the
+    test accuracy on the victims (held out from training)."""
+    torch.manual_seed(seed)
+    model = GraphClassifier(p.num_features, p.num_classes, hidden=p.hidden, layers=p.layers).double()
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    for ep in range(epochs):
+        for j, i in enumerate(torch.randperm(len(p.pool), generator=gen).tolist()):
+            g = defend(client_gradient(model, [p.pool[i]]), noise=noise, clip=clip, prune=prune,
+                       seed=seed * 1_000_003 + ep * 10_007 + j)
+            for par, gi in zip(model.parameters(), g):
+                par.grad = gi
+            opt.step()
+    with torch.no_grad():
+        correct = sum(int(model(a, x).argmax()) == y for a, x, y in p.victims)
+    return correct / len(p.victims)
+
+
+def ablations(p: Problem, sz: Mapping[str, Any]) -> dict:
+    """Features (closed form vs pure matching), auxiliary count, structure refinement, batch size."""
+    vic = p.victims[: sz["ablation_victims"]]
+    out: dict[str, Any] = {}
+    feats = {"decoder guess only": dict(closed_form=False, refine_features=False),
+             "closed form only": dict(refine_features=False),
+             "gradient matching from the decoder's guess": dict(closed_form=False),
+             "closed form + gradient matching": dict(),
+             "+ joint structure refinement (ours)": dict(refine_structure=True)}
+    res = {}
+    for label, kw in feats.items():
+        rows = []
+        for i, v in enumerate(vic):
+            rows.append(_scored(run_method(p, "graphdlg-client", client_gradient(p.model, [v]), v[0].size(0),
+                                           seed=i, **kw), v))
+        res[label] = _agg(rows)
+    # pure gradient matching over the features from a random start, structure fixed to the decoder's
+    rows = []
+    from .graphdlg import top_edges
+    from .leaks import recover_label, recover_pooled
+    from .matching import match
+    dec = p.decoder("client")
+    for i, (a, x, y) in enumerate(vic):
+        grads = client_gradient(p.model, [(a, x, y)])
+        s, _ = dec.decode(observation(p.model, grads, a.size(0)), a.size(0))
+        adj = top_edges(s, max(int(round(float(s.triu(1).sum()))), a.size(0) - 1))
+        r = match(p.model, grads, a.size(0), adj=adj, label=recover_label(p.model, grads), iters=sz["iters"],
+                  seed=i, pooled=recover_pooled(p.model, grads))
+        r.adj = s
+        rows.append(_scored(r, (a, x, y)))
+    res["gradient matching from a random start"] = _agg(rows)
+    out["features"] = res
+    counts = [c for c in sz["aux_counts"] if c <= len(p.pool)]
+    out["aux_counts"] = {}
+    for c in counts:
+        rows = [_scored(run_method(p, f"graphdlg-client@{c}", client_gradient(p.model, [v]), v[0].size(0), seed=i), v)
+                for i, v in enumerate(vic)]
+        out["aux_counts"][str(c)] = _agg(rows)
+    out["batch"] = {}
+    gen = torch.Generator().manual_seed(7)
+    for b in sz["batch_sizes"]:
+        res_b = {}
+        for m in ("idlg", "graphdlg-client"):
+            rows = []
+            for i, v in enumerate(vic):
+                others = [p.pool[j] for j in torch.randperm(len(p.pool), generator=gen)[: b - 1].tolist()]
+                grads = client_gradient(p.model, [v, *others])
+                rows.append(_scored(run_method(p, m, grads, v[0].size(0), seed=i), v))
+            res_b[m] = _agg(rows)
+        out["batch"][str(b)] = res_b
+    return out
+
+
+def architectures(name: str, sz: Mapping[str, Any]) -> dict:
+    """GCN width and depth: DLG and GraphDLG (client-side) for each (hidden, layers)."""
+    out = {}
+    for hidden, layers in sz["architectures"]:
+        p = Problem(name, sz, hidden=hidden, layers=layers)
+        vic = p.victims[: sz["ablation_victims"]]
+        res = {}
+        for m in ("dlg", "graphdlg-client"):
+            res[m] = _agg([_scored(run_method(p, m, client_gradient(p.model, [v]), v[0].size(0), seed=i), v)
+                           for i, v in enumerate(vic)])
+        out[f"{hidden}x{layers}"] = {"hidden": hidden, "layers": layers, **res}
+    return out
+
+
+def defences(p: Problem, sz: Mapping[str, Any]) -> dict:
+    """Recovery (GraphDLG client-side and iDLG) against noise and pruning, with the accuracy
+    of a model trained under the same defence."""
+    vic = p.victims[: sz["ablation_victims"]]
+    out = {"noise": {}, "prune": {}}
+    settings = [("noise", s, dict(noise=s, clip=sz["clip"])) for s in sz["noise_grid"]]
+    settings += [("prune", r, dict(prune=r)) for r in sz["prune_grid"]]
+    for kind, level, kw in progress(settings, desc="defences"):
+        res = {}
+        for m in ("idlg", "graphdlg-client"):
+            rows = []
+            for i, v in enumerate(vic):
+                grads = defend(client_gradient(p.model, [v]), seed=i, **kw)
+                rows.append(_scored(run_method(p, m, grads, v[0].size(0), seed=i), v))
+            res[m] = _agg(rows)
+        res["accuracy"] = float(np.mean([train_with_defence(p, epochs=sz["defence_epochs"], seed=s, **kw)
+                                         for s in range(sz["defence_seeds"])]))
+        out[kind][str(level)] = res
+    return out
+
+
+def run(sz: Mapping[str, Any], datasets_: Sequence[str] | None = None) -> Result:
+    """Everything the chapter shows, for the active profile's sizes ``sz``."""
+    t0 = time.perf_counter()
+    names = list(datasets_ or sz["datasets"])
+    data: dict[str, Any] = {"settings": {k: v for k, v in sz.items() if k != "runtime"}, "datasets": {}}
+    for name in names:
+        t = time.perf_counter()
+        p = Problem(name, sz)
+        entry = {"graphs": len(p.victims) + len(p.pool), "victims": len(p.victims), "n_max": p.n_max,
+                 "features": p.num_features, "classes": p.num_classes, "density": p.density,
+                 "mean_nodes": float(np.mean([a.size(0) for a, _, _ in p.victims]))}
+        entry["main"] = main_table(p, sz["methods"])
+        if name == sz["ablation_dataset"]:
+            entry["ablations"] = ablations(p, sz)
+            entry["defences"] = defences(p, sz)
+            entry["architectures"] = architectures(name, sz)
+        entry["seconds"] = time.perf_counter() - t
+        data["datasets"][name] = entry
+    return Result("graphdlg", data, seconds=time.perf_counter() - t0)
+
+
+def summarise(data: Mapping[str, Any]) -> list[dict]:
+    """Main-table rows: dataset, method, the metrics' mean ± std, and GraphDLG's relative
+    improvement over the best baseline (DLG, iDLG) per dataset."""
+    rows = []
+    for name, entry in data["datasets"].items():
+        summ = entry["main"]["summary"]
+        base = [m for m in ("dlg", "idlg") if m in summ]
+        best_auc = max(summ[m]["structure_auc"]["mean"] for m in base)
+        best_mse = min(summ[m]["feature_mse"]["mean"] for m in base)
+        for m, s in summ.items():
+            row = {"dataset": name, "method": m, **{k: s[k] for k in ("feature_mse", "structure_auc", "edge_f1",
+                                                                        "seconds")}}
+            if m.startswith("graphdlg"):
+                row["auc_gain"] = s["structure_auc"]["mean"] / best_auc - 1
+                row["mse_gain"] = 1 - s["feature_mse"]["mean"] / best_mse
+            rows.append(row)
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m graphtrust.leakage.experiments", description=__doc__.split("\n")[0])
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--datasets", nargs="*", default=None)
+    ap.add_argument("--merge", type=Path, default=None, help="add to the datasets of a saved result")
+    args = ap.parse_args(argv)
+    sz = config.sizes("graphdlg")
+    res = run(sz, args.datasets)
+    if args.merge and args.merge.exists():
+        old = Result.load(args.merge)
+        merged = dict(old.data, datasets={**old.data["datasets"], **res.data["datasets"]})
+        res = old.combined_with(res, merged)
+    res.data["complete"] = set(res.data["datasets"]) >= set(sz["datasets"])
+    res.save(args.out)
+    print(f"saved {args.out} ({res.seconds / 60:.1f} min)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

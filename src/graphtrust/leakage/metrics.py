@@ -1,0 +1,169 @@
+"""How good is a reconstruction? One node-alignment protocol and the metrics after it.
+
+A reconstructed graph comes in an arbitrary node order: the gradient of a GCN graph
+classifier is invariant to permuting the nodes, so no attack can know which of its nodes
+is the victim's node 3. Every method is therefore scored after the **same alignment**:
+
+1. a permutation ``π`` (reconstructed node ``i`` ↦ victim node ``π(i)``): the
+   isomorphism when the reconstruction, read as a graph, *is* the victim; otherwise a linear
+   assignment on **node signatures** — own features, degree, features and degrees summed
+   over walks of 1–3 steps, each read from the (soft) adjacency — and, among nodes with
+   equal signatures, the order that best agrees with the structure;
+2. on the aligned graph: **feature MSE** (mean over the ``n × F`` entries), **structure
+   ROC-AUC** of the edge scores ``S`` over the ``n(n−1)/2`` node pairs, and **edge F1**
+   of the top-``m`` pairs, ``m`` the true edge count.
+
+Why not the permutation that best fits the edge scores (a quadratic assignment)? Because
+it fits noise: with it, uniformly random scores reach a structure AUC of about 0.8 on
+MUTAG. A linear assignment on signatures has far less freedom; :func:`chance` measures
+what a random guess still gains from it (about 0.57–0.61 on MUTAG), and the chapter shows
+that reference beside every table.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.optimize import linear_sum_assignment
+from scipy.stats import rankdata
+
+__all__ = ["Scores", "align", "score", "roc_auc", "chance"]
+
+
+def _np(t) -> np.ndarray:
+    return t.detach().cpu().double().numpy() if isinstance(t, torch.Tensor) else np.asarray(t, dtype=np.float64)
+
+
+def roc_auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """ROC-AUC of ``scores`` against binary ``labels`` (Mann–Whitney, ties count half)."""
+    labels = labels.astype(bool)
+    pos, neg = int(labels.sum()), int((~labels).sum())
+    if pos == 0 or neg == 0:
+        return float("nan")
+    ranks = rankdata(scores)
+    return float((ranks[labels].sum() - pos * (pos + 1) / 2) / (pos * neg))
+
+
+def signatures(S, X, hops: int = 3) -> np.ndarray:
+    """Node signatures ``(n, (hops + 1)(F + 1))``: own features and degree, then the
+    features and degrees summed over walks of length 1..``hops`` (divided by 2^k so that
+    nearer hops weigh more), all read from the (soft) adjacency ``S`` (a soft
+    Weisfeiler–Lehman colouring)."""
+    S, X = _np(S), _np(X)
+    h = np.concatenate([X, S.sum(1, keepdims=True)], axis=1)
+    out = [h]
+    for k in range(1, hops + 1):
+        h = S @ h
+        out.append(h / 2**k)
+    return np.concatenate(out, axis=1)
+
+
+def _isomorphism(S, Xh, A, X) -> np.ndarray | None:
+    """The node map when the reconstruction, read as a graph (its top-``m`` pairs, ``m`` the
+    victim's edge count, and the arg-max feature classes), is isomorphic to the victim."""
+    import networkx as nx
+    from networkx.algorithms.isomorphism import GraphMatcher
+
+    n = A.shape[0]
+    m = int(np.triu(A, 1).sum())
+    iu = np.triu_indices(n, 1)
+    top = np.argsort(-S[iu], kind="stable")[:m]
+    if m and S[iu][top].min() <= 0.0:
+        return None
+    g1, g2 = nx.Graph(), nx.Graph()
+    g1.add_nodes_from((i, {"c": int(c)}) for i, c in enumerate(Xh.argmax(1)))
+    g2.add_nodes_from((i, {"c": int(c)}) for i, c in enumerate(X.argmax(1)))
+    g1.add_edges_from(zip(iu[0][top].tolist(), iu[1][top].tolist()))
+    g2.add_edges_from(zip(*[v.tolist() for v in np.nonzero(np.triu(A, 1))]))
+    if not nx.faster_could_be_isomorphic(g1, g2):
+        return None
+    gm = GraphMatcher(g1, g2, node_match=lambda u, v: u["c"] == v["c"])
+    if not gm.is_isomorphic():
+        return None
+    return np.array([gm.mapping[i] for i in range(n)])
+
+
+def align(S, X_hat, A, X) -> np.ndarray:
+    """The alignment permutation ``perm: (n,)`` (reconstructed node ``i`` ↦ victim node
+    ``perm[i]``): the linear assignment minimising the squared distance between node
+    signatures (:func:`signatures`). ``S: (n, n)`` edge scores in [0, 1], ``X_hat: (n, F)``,
+    ``A: (n, n)`` the victim's 0/1 adjacency, ``X: (n, F)`` its features."""
+    S, Xh, A, X = _np(S), _np(X_hat), _np(A), _np(X)
+    n = A.shape[0]
+    if S.shape != (n, n) or Xh.shape != X.shape:
+        raise ValueError(f"shapes differ: S {S.shape}, X_hat {Xh.shape} vs A {A.shape}, X {X.shape}")
+    S = 0.5 * (S + S.T)
+    np.fill_diagonal(S, 0.0)
+    iso = _isomorphism(S, Xh, A, X)
+    if iso is not None:
+        return iso
+    a, b = signatures(S, Xh), signatures(A, X)
+    C = ((a[:, None, :] - b[None, :, :]) ** 2).sum(-1)
+    perm = linear_sum_assignment(C)[1]
+    # Ties: nodes whose exchange leaves the assignment cost unchanged (equal signatures)
+    # are ordered by the structure, swapping pairs while that raises Σ_{i<j} S_ij A_π(i)π(j).
+    tol = 1e-9 * max(1.0, float(C.max()))
+    idx = np.arange(n)
+    for _ in range(n * n):
+        B = A[np.ix_(perm, perm)]
+        M = S @ B
+        dm = np.diag(M)
+        gain = M + M.T - dm[:, None] - dm[None, :] + 2 * S * B  # change of Σ_{i<j} S_ij B_ij on swapping a, b
+        cp = C[:, perm]
+        d_cost = cp + cp.T - np.diag(cp)[:, None] - np.diag(cp)[None, :]
+        gain[(np.abs(d_cost) > tol) | (idx[:, None] == idx[None, :])] = 0.0
+        i, j = np.unravel_index(np.argmax(gain), gain.shape)
+        if gain[i, j] <= 1e-12:
+            break
+        perm[[i, j]] = perm[[j, i]]
+    return perm
+
+
+@dataclass
+class Scores:
+    """Metrics of one reconstruction after alignment."""
+
+    feature_mse: float
+    structure_auc: float
+    edge_f1: float
+    perm: np.ndarray
+
+    def as_dict(self) -> dict:
+        return {"feature_mse": self.feature_mse, "structure_auc": self.structure_auc, "edge_f1": self.edge_f1}
+
+
+def score(S, X_hat, A, X) -> Scores:
+    """Align (:func:`align`) and score a reconstruction ``(S, X_hat)`` of the victim ``(A, X)``."""
+    perm = align(S, X_hat, A, X)
+    S, Xh, A, X = _np(S), _np(X_hat), _np(A), _np(X)
+    S = 0.5 * (S + S.T)
+    B = A[np.ix_(perm, perm)]
+    iu = np.triu_indices(A.shape[0], 1)
+    s, t = S[iu], B[iu] > 0.5
+    m = int(t.sum())
+    if m:
+        top = np.argsort(-s, kind="stable")[:m]
+        f1 = float(t[top].sum() / m)  # top-m: precision = recall = F1
+    else:
+        f1 = float("nan")
+    mse = float(((Xh - X[perm]) ** 2).mean())
+    return Scores(mse, roc_auc(s, t), f1, perm)
+
+
+def chance(A, X, density: float | None = None, seed: int = 0) -> Scores:
+    """The score of a random guess under the same alignment: uniform edge scores and
+    random one-hot features (``X`` one-hot) or Gaussian ones matched in mean and scale."""
+    A, X = _np(A), _np(X)
+    n, f = X.shape
+    rng = np.random.default_rng(seed)
+    S = rng.random((n, n))
+    S = np.triu(S, 1)
+    S = S + S.T
+    onehot = bool(np.all((X == 0) | (X == 1)) and np.all(X.sum(1) == 1))
+    if onehot:
+        Xh = np.eye(f)[rng.integers(0, f, n)]
+    else:
+        Xh = X.mean(0) + X.std(0) * rng.standard_normal((n, f))
+    return score(S, Xh, A, X)
