@@ -162,3 +162,27 @@ def test_experiments_run_end_to_end(tmp_path):
     assert {r["method"] for r in rows} >= set(sz["methods"])
     back = Result.load(res.save(tmp_path / "r.json"))
     assert back.data["datasets"]["MUTAG"]["main"]["summary"]["dlg"]["structure_auc"]["n"] == 3
+
+
+def test_retrieval_finds_an_isomorphic_copy_and_graphdlg_recovers_it_exactly(mutag, model):
+    from graphtrust.leakage.decoder import retrieve
+    from graphtrust.leakage.experiments import has_copy
+
+    victim = mutag[3]
+    a, x, y = victim
+    ap, xp = _permuted(a, x, 11)
+    bank = [(g[0], g[1]) for g in mutag[40:60]] + [(ap, xp)]
+    grads = client_gradient(model, [victim])
+    top = retrieve(model, grads, bank, a.size(0), y, k=3)
+    assert top[0][2] < 1e-20 and torch.equal(top[0][0], ap)
+    assert all(t[0].size(0) == a.size(0) for t in top)
+    assert has_copy(victim, bank) and not has_copy(victim, bank[:-1])
+    dec = train_decoder(model, auxiliary_graphs("client", graphs=mutag[40:80], count=40), n_max=28, epochs=3,
+                        hidden=32, show_progress=False)
+    r = graphdlg(model, grads, a.size(0), dec, bank=bank, features="candidate", iters=5)
+    s = score(r.adj, r.x, a, x)
+    assert r.info["structure_from"] == "retrieved" and s.edge_f1 == 1.0 and s.feature_mse == 0.0
+    with pytest.raises(ValueError, match="features"):
+        graphdlg(model, grads, a.size(0), dec, features="magic")
+    with pytest.raises(ValueError, match="at most"):
+        graphdlg(model, grads, 40, dec)

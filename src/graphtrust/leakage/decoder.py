@@ -18,7 +18,11 @@ architecture is unknown to us (see the chapter); this one is ours:
   output nodes sorted by (feature, degree, neighbourhood), a function of the graph alone;
 * **decoder** (:class:`StructureDecoder`): an MLP from standardised ``φ`` to edge logits
   for all pairs of ``n_max`` slots and feature logits per slot, trained with a weighted
-  binary cross-entropy on the first ``n`` slots (plus cross-entropy on the features).
+  binary cross-entropy on the first ``n`` slots (plus cross-entropy on the features);
+* **retrieval** (:func:`retrieve`): the decoder also keeps its auxiliary graphs, and the
+  attack can ask for the ``k`` of them with ``n`` nodes whose simulated gradient (under
+  the victim's leaked label) is closest to the victim's — a nearest-neighbour decoder in
+  gradient space, which is what makes same-domain auxiliaries valuable.
 
 Two auxiliary sources (:func:`auxiliary_graphs`): ``"random"`` — Erdős–Rényi graphs
 matched to the domain's sizes and density, with random one-hot features — and
@@ -39,7 +43,8 @@ from ..progress import progress
 from .leaks import check_gradients, recover_pooled
 from .model import GraphClassifier, client_gradient
 
-__all__ = ["Graph", "auxiliary_graphs", "observation", "canonical_order", "StructureDecoder", "train_decoder"]
+__all__ = ["Graph", "auxiliary_graphs", "observation", "canonical_order", "StructureDecoder", "train_decoder",
+           "retrieve"]
 
 Graph = tuple[torch.Tensor, torch.Tensor, int]  # (adj (n, n) 0/1, x (n, F), label)
 
@@ -195,6 +200,24 @@ def train_decoder(model: GraphClassifier, aux: Sequence[Graph], *, n_max: int, e
             total += float(loss.detach()) * len(b)
         losses.append(total / len(aux))
     dec.eval()
+    dec.bank = [(a.double(), x.double()) for a, x, _ in aux]  # for retrieval (see graphdlg)
     dec.info = {"simulate_seconds": simulate, "train_seconds": time.perf_counter() - t0 - simulate,
                 "final_loss": losses[-1], "auxiliary": len(aux)}
     return dec.double()
+
+
+def retrieve(model: GraphClassifier, grads: Sequence[torch.Tensor], bank: Sequence[tuple[torch.Tensor, torch.Tensor]],
+             num_nodes: int, label: int, k: int = 5) -> list[tuple[torch.Tensor, torch.Tensor, float]]:
+    """The ``k`` graphs of ``bank`` with ``num_nodes`` nodes whose gradient under ``label``
+    is closest to ``grads`` (DLG's scale-free distance), as ``(adj, x, distance)``, closest
+    first; empty when the bank has no graph of that size."""
+    from .matching import gradient_distance
+
+    g = [t.detach() for t in check_gradients(model, grads)]
+    out = []
+    for a, x in bank:
+        if a.size(0) == num_nodes:
+            d = float(gradient_distance(client_gradient(model, [(a, x, label)]), g))
+            out.append((a, x, d))
+    out.sort(key=lambda t: t[2])
+    return out[:k]

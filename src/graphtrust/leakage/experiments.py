@@ -27,7 +27,7 @@ from .. import config, datasets
 from ..graph import to_dense
 from ..progress import progress
 from ..results import Result
-from .decoder import Graph, auxiliary_graphs, observation, train_decoder
+from .decoder import Graph, auxiliary_graphs, train_decoder
 from .graphdlg import graphdlg
 from .matching import dlg, idlg
 from .metrics import chance, score
@@ -134,7 +134,10 @@ def main_table(p: Problem, methods: Sequence[str] = METHODS, victims: Sequence[G
             rows[m].append(_scored(r, (a, x, y)))
             if i < keep:
                 recs[m].append({"adj": r.adj.tolist(), "x": r.x.tolist()})
+    bank = [(a, x) for a, x, _ in p.aux("client")]
+    copies = sum(has_copy(v, bank) for v in victims)
     return {"summary": {m: _agg(v) for m, v in rows.items()}, "rows": rows, "reconstructions": recs,
+            "victims_with_copy": int(copies),
             "victims": [{"adj": a.tolist(), "x": x.tolist(), "label": y} for a, x, y in victims[:keep]],
             "decoders": {k[0] + (f"@{k[1]}" if k[1] else ""): d.info for k, d in p._decoders.items()}}
 
@@ -170,54 +173,75 @@ def train_with_defence(p: Problem, *, noise: float = 0.0, clip: float | None = N
     return correct / len(p.victims)
 
 
-def ablations(p: Problem, sz: Mapping[str, Any]) -> dict:
-    """Features (closed form vs pure matching), auxiliary count, structure refinement, batch size."""
-    vic = p.victims[: sz["ablation_victims"]]
-    out: dict[str, Any] = {}
-    feats = {"decoder guess only": dict(closed_form=False, refine_features=False),
-             "closed form only": dict(refine_features=False),
-             "gradient matching from the decoder's guess": dict(closed_form=False),
-             "closed form + gradient matching": dict(),
-             "+ joint structure refinement (ours)": dict(refine_structure=True)}
-    res = {}
-    for label, kw in feats.items():
-        rows = []
-        for i, v in enumerate(vic):
-            rows.append(_scored(run_method(p, "graphdlg-client", client_gradient(p.model, [v]), v[0].size(0),
-                                           seed=i, **kw), v))
-        res[label] = _agg(rows)
-    # pure gradient matching over the features from a random start, structure fixed to the decoder's
+def has_copy(victim: Graph, bank: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> bool:
+    """Whether ``bank`` holds a graph isomorphic to ``victim`` (same feature classes)."""
+    return _copy_index(victim, bank) is not None
+
+
+def _nx(a: torch.Tensor, x: torch.Tensor):
+    import networkx as nx
+
+    g = nx.from_numpy_array(a.numpy())
+    nx.set_node_attributes(g, {i: int(c) for i, c in enumerate(x.argmax(1).tolist())}, "c")
+    return g
+
+
+def _copy_index(victim, bank):
+    import networkx as nx
+
+    a, x = victim[0], victim[1]
+    gv = None
+    for j, (b, xb) in enumerate(bank):
+        if b.size(0) != a.size(0) or float(b.sum()) != float(a.sum()):
+            continue
+        if not torch.equal(xb.argmax(1).sort().values, x.argmax(1).sort().values):
+            continue
+        gv = _nx(a, x) if gv is None else gv
+        if nx.is_isomorphic(gv, _nx(b, xb), node_match=lambda u, v: u["c"] == v["c"]):
+            return j
+    return None
+
+
+def _variant_rows(p: Problem, victims, method: str = "graphdlg-client", bank_filter=None, **kw) -> dict:
     rows = []
-    from .graphdlg import top_edges
-    from .leaks import recover_label, recover_pooled
-    from .matching import match
-    dec = p.decoder("client")
-    for i, (a, x, y) in enumerate(vic):
-        grads = client_gradient(p.model, [(a, x, y)])
-        s, _ = dec.decode(observation(p.model, grads, a.size(0)), a.size(0))
-        adj = top_edges(s, max(int(round(float(s.triu(1).sum()))), a.size(0) - 1))
-        r = match(p.model, grads, a.size(0), adj=adj, label=recover_label(p.model, grads), iters=sz["iters"],
-                  seed=i, pooled=recover_pooled(p.model, grads))
-        r.adj = s
-        rows.append(_scored(r, (a, x, y)))
-    res["gradient matching from a random start"] = _agg(rows)
-    out["features"] = res
-    counts = [c for c in sz["aux_counts"] if c <= len(p.pool)]
-    out["aux_counts"] = {}
-    for c in counts:
-        rows = [_scored(run_method(p, f"graphdlg-client@{c}", client_gradient(p.model, [v]), v[0].size(0), seed=i), v)
-                for i, v in enumerate(vic)]
-        out["aux_counts"][str(c)] = _agg(rows)
+    for i, v in enumerate(victims):
+        extra = dict(kw)
+        if bank_filter is not None:
+            extra["bank"] = bank_filter(v)
+        rows.append(_scored(run_method(p, method, client_gradient(p.model, [v]), v[0].size(0), seed=i, **extra), v))
+    return _agg(rows)
+
+
+def ablations(p: Problem, sz: Mapping[str, Any]) -> dict:
+    """Structure (decoder, retrieval, no copies of the victim), features (closed form vs
+    gradient matching), auxiliary count, batch size."""
+    vic = p.victims[: sz["ablation_victims"]]
+    bank = p.decoder("client").bank
+
+    def without_copies(v):
+        return [g for g in bank if _copy_index(v, [g]) is None]
+
+    out: dict[str, Any] = {"structure": {
+        "learned decoder only": _variant_rows(p, vic, retrieval=0),
+        "decoder + retrieval": _variant_rows(p, vic),
+        "decoder + retrieval, victim's isomorphic copies removed": _variant_rows(p, vic, bank_filter=without_copies),
+        "+ joint structure refinement (ours)": _variant_rows(p, vic, refine_structure=True),
+    }}
+    out["features"] = {label: _variant_rows(p, vic, features=stage) for label, stage in (
+        ("best candidate's features", "candidate"), ("closed form", "closed-form"),
+        ("gradient matching from the candidate", "matching"), ("closed form + gradient matching", "closed-form+matching"),
+        ("gradient matching from a random start", "random+matching"))}
+    out["aux_counts"] = {str(c): _variant_rows(p, vic, f"graphdlg-client@{c}") for c in sz["aux_counts"]
+                         if c <= len(p.pool)}
     out["batch"] = {}
     gen = torch.Generator().manual_seed(7)
     for b in sz["batch_sizes"]:
         res_b = {}
+        others = {i: [p.pool[j] for j in torch.randperm(len(p.pool), generator=gen)[: b - 1].tolist()]
+                  for i in range(len(vic))}
         for m in ("idlg", "graphdlg-client"):
-            rows = []
-            for i, v in enumerate(vic):
-                others = [p.pool[j] for j in torch.randperm(len(p.pool), generator=gen)[: b - 1].tolist()]
-                grads = client_gradient(p.model, [v, *others])
-                rows.append(_scored(run_method(p, m, grads, v[0].size(0), seed=i), v))
+            rows = [_scored(run_method(p, m, client_gradient(p.model, [v, *others[i]]), v[0].size(0), seed=i), v)
+                    for i, v in enumerate(vic)]
             res_b[m] = _agg(rows)
         out["batch"][str(b)] = res_b
     return out
