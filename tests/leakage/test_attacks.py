@@ -186,3 +186,29 @@ def test_retrieval_finds_an_isomorphic_copy_and_graphdlg_recovers_it_exactly(mut
         graphdlg(model, grads, a.size(0), dec, features="magic")
     with pytest.raises(ValueError, match="at most"):
         graphdlg(model, grads, 40, dec)
+
+
+def test_quadratic_alignment_is_optimal_on_small_graphs_and_flatters_noise(mutag):
+    import itertools
+
+    from graphtrust.leakage.metrics import align_quadratic
+
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        n = 6
+        a = np.triu((rng.random((n, n)) < 0.4).astype(float), 1)
+        a = a + a.T
+        x = np.eye(3)[rng.integers(0, 3, n)]
+        s = rng.random((n, n))
+        s = np.triu(s, 1) + np.triu(s, 1).T
+        xh = rng.random((n, 3))
+
+        def energy(p, a=a, x=x, s=s, xh=xh):
+            p = np.asarray(p)
+            return ((xh - x[p]) ** 2).sum() + 0.5 * ((s - a[np.ix_(p, p)]) ** 2).sum()
+
+        best = min(energy(p) for p in itertools.permutations(range(n)))
+        assert energy(align_quadratic(s, xh, a, x)) <= best * 1.25 + 1e-9
+    quad = np.mean([chance(a, x, seed=i, aligner=align_quadratic).structure_auc for i, (a, x, _) in enumerate(mutag[:15])])
+    fair = np.mean([chance(a, x, seed=i).structure_auc for i, (a, x, _) in enumerate(mutag[:15])])
+    assert quad > fair + 0.1

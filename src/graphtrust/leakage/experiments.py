@@ -342,3 +342,65 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def _pm(s: Mapping, digits: int) -> str:
+    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
+
+
+def main_markdown(data: Mapping[str, Any], title: str = "") -> str:
+    """The main table as Markdown: per dataset and method, feature MSE, structure AUC, edge
+    F1, seconds per graph, and GraphDLG's gains over the best baseline."""
+    lines = [title] if title else []
+    lines += ["| dataset | method | feature MSE ↓ | structure AUC ↑ | edge F1 ↑ | s / graph | AUC gain | MSE gain |",
+              "|---|---|---|---|---|---|---|---|"]
+    for r in summarise(data):
+        gain = (f"{100 * r['auc_gain']:+.1f} %", f"{100 * r['mse_gain']:+.1f} %") if "auc_gain" in r else ("", "")
+        lines.append(f"| {r['dataset']} | {LABELS.get(r['method'], r['method'])} | {_pm(r['feature_mse'], 4)} | "
+                     f"{_pm(r['structure_auc'], 3)} | {_pm(r['edge_f1'], 2)} | {r['seconds']['mean']:.2f} | "
+                     f"{gain[0]} | {gain[1]} |")
+    return "\n".join(lines)
+
+
+def variants_markdown(variants: Mapping[str, Mapping], first: str = "variant") -> str:
+    """A table of ablation variants (``{label: aggregated metrics}``)."""
+    lines = [f"| {first} | feature MSE ↓ | structure AUC ↑ | edge F1 ↑ |", "|---|---|---|---|"]
+    for label, s in variants.items():
+        lines.append(f"| {label} | {_pm(s['feature_mse'], 4)} | {_pm(s['structure_auc'], 3)} | {_pm(s['edge_f1'], 2)} |")
+    return "\n".join(lines)
+
+
+def plot_defences(defences_: Mapping[str, Any], axes=None):
+    """Structure AUC and feature MSE of iDLG and GraphDLG (client-side) against the noise
+    scale and the pruning ratio, with the accuracy of a model trained under each defence."""
+    import matplotlib.pyplot as plt
+
+    from ..plotting import PALETTE, use_style
+
+    use_style()
+    if axes is None:
+        _, axes = plt.subplots(2, 2, figsize=(10, 6), sharey="row")
+    for col, (kind, xlabel) in enumerate((("noise", "noise multiplier σ (clip C = 1)"), ("prune", "pruned fraction"))):
+        levels = sorted(defences_[kind], key=float)
+        xs = [float(v) for v in levels]
+        xplot = [max(x, 1e-4) if kind == "noise" else x for x in xs]
+        for row, metric in enumerate(("structure_auc", "feature_mse")):
+            ax = axes[row][col]
+            for j, m in enumerate(("idlg", "graphdlg-client")):
+                ys = [defences_[kind][v][m][metric]["mean"] for v in levels]
+                ax.plot(xplot, ys, marker="o", color=PALETTE[j], label=LABELS[m])
+            ax.set_ylabel(metric.replace("_", " "))
+            if kind == "noise":
+                ax.set_xscale("log")
+            if row == 0:
+                twin = ax.twinx()
+                twin.plot(xplot, [100 * defences_[kind][v]["accuracy"] for v in levels], ls="--", color="0.4",
+                          marker="s", label="model accuracy (%)")
+                twin.set_ylim(0, 100)
+                twin.set_ylabel("accuracy (%)", color="0.4")
+                if col == 0:
+                    twin.legend(loc="lower left", fontsize=7)
+            else:
+                ax.set_xlabel(xlabel + (" (0 plotted at 1e-4)" if kind == "noise" else ""))
+        axes[0][col].legend(loc="upper right", fontsize=7)
+    return axes
