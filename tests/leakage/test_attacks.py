@@ -162,6 +162,19 @@ def test_experiments_run_end_to_end(tmp_path):
     assert {r["method"] for r in rows} >= set(sz["methods"])
     back = Result.load(res.save(tmp_path / "r.json"))
     assert back.data["datasets"]["MUTAG"]["main"]["summary"]["dlg"]["structure_auc"]["n"] == 3
+    assert "GraphDLG, client-side auxiliaries" in experiments.main_markdown(back.data)
+    assert "| 10 |" in experiments.variants_markdown(back.data["datasets"]["MUTAG"]["ablations"]["aux_counts"])
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from graphtrust.leakage.explorer import draw_reconstructions, explorer
+
+    main = back.data["datasets"]["MUTAG"]["main"]
+    axes = draw_reconstructions(main["victims"][0], {"dlg": main["reconstructions"]["dlg"][0]})
+    assert len(axes) == 2 and "edges right" in axes[1].get_title()
+    experiments.plot_defences(back.data["datasets"]["MUTAG"]["defences"])
+    explorer(back.data, "MUTAG", experiments.LABELS)  # builds the widgets and renders once
 
 
 def test_retrieval_finds_an_isomorphic_copy_and_graphdlg_recovers_it_exactly(mutag, model):

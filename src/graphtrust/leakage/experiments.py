@@ -33,7 +33,7 @@ from .matching import dlg, idlg
 from .metrics import chance, score
 from .model import GraphClassifier, client_gradient, defend
 
-__all__ = ["Problem", "problem", "run_method", "main_table", "run", "summarise", "train_with_defence"]
+__all__ = ["Problem", "run_method", "main_table", "run", "summarise", "train_with_defence"]
 
 METHODS = ("dlg", "idlg", "graphdlg-random", "graphdlg-client")
 LABELS = {"chance": "random guess", "prior": "prior only (decoder sees n)", "dlg": "DLG", "idlg": "iDLG",
@@ -77,10 +77,6 @@ class Problem:
                                                 epochs=self.sz["decoder_epochs"], hidden=self.sz["decoder_hidden"],
                                                 show_progress=True)
         return self._decoders[key]
-
-
-def problem(name: str, sz: Mapping[str, Any], **kw) -> Problem:
-    return Problem(name, sz, **kw)
 
 
 def run_method(p: Problem, method: str, grads, n: int, *, seed: int = 0, **kw):
