@@ -130,10 +130,10 @@ def main_table(p: Problem, methods: Sequence[str] = METHODS, victims: Sequence[G
             rows[m].append(_scored(r, (a, x, y)))
             if i < keep:
                 recs[m].append({"adj": r.adj.tolist(), "x": r.x.tolist()})
-    bank = [(a, x) for a, x, _ in p.aux("client")]
-    copies = sum(has_copy(v, bank) for v in victims)
+    bank = p.decoder("client").bank
+    with_copy = sum(has_copy(v, bank) for v in victims)
     return {"summary": {m: _agg(v) for m, v in rows.items()}, "rows": rows, "reconstructions": recs,
-            "victims_with_copy": int(copies),
+            "victims_with_copy": int(with_copy),
             "victims": [{"adj": a.tolist(), "x": x.tolist(), "label": y} for a, x, y in victims[:keep]],
             "decoders": {k[0] + (f"@{k[1]}" if k[1] else ""): d.info for k, d in p._decoders.items()}}
 
@@ -169,33 +169,26 @@ def train_with_defence(p: Problem, *, noise: float = 0.0, clip: float | None = N
     return correct / len(p.victims)
 
 
-def has_copy(victim: Graph, bank: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> bool:
-    """Whether ``bank`` holds a graph isomorphic to ``victim`` (same feature classes)."""
-    return _copy_index(victim, bank) is not None
-
-
-def _nx(a: torch.Tensor, x: torch.Tensor):
-    import networkx as nx
-
-    g = nx.from_numpy_array(a.numpy())
-    nx.set_node_attributes(g, {i: int(c) for i, c in enumerate(x.argmax(1).tolist())}, "c")
-    return g
-
-
-def _copy_index(victim, bank):
-    import networkx as nx
+def copies(victim: Graph, bank: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[int]:
+    """Indices of the graphs in ``bank`` isomorphic to ``victim`` (same feature classes)."""
+    from .metrics import _edges, isomorphism, labelled_graph
 
     a, x = victim[0], victim[1]
-    gv = None
+    classes = x.argmax(1).sort().values
+    gv, out = None, []
     for j, (b, xb) in enumerate(bank):
-        if b.size(0) != a.size(0) or float(b.sum()) != float(a.sum()):
+        if b.size(0) != a.size(0) or float(b.sum()) != float(a.sum()) or not torch.equal(xb.argmax(1).sort().values,
+                                                                                        classes):
             continue
-        if not torch.equal(xb.argmax(1).sort().values, x.argmax(1).sort().values):
-            continue
-        gv = _nx(a, x) if gv is None else gv
-        if nx.is_isomorphic(gv, _nx(b, xb), node_match=lambda u, v: u["c"] == v["c"]):
-            return j
-    return None
+        gv = labelled_graph(_edges(a.numpy()), x.argmax(1)) if gv is None else gv
+        if isomorphism(gv, labelled_graph(_edges(b.numpy()), xb.argmax(1))) is not None:
+            out.append(j)
+    return out
+
+
+def has_copy(victim: Graph, bank: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> bool:
+    """Whether ``bank`` holds a graph isomorphic to ``victim`` (same feature classes)."""
+    return bool(copies(victim, bank))
 
 
 def _variant_rows(p: Problem, victims, method: str = "graphdlg-client", bank_filter=None, **kw) -> dict:
@@ -215,7 +208,8 @@ def ablations(p: Problem, sz: Mapping[str, Any]) -> dict:
     bank = p.decoder("client").bank
 
     def without_copies(v):
-        return [g for g in bank if _copy_index(v, [g]) is None]
+        drop = set(copies(v, bank))
+        return [g for j, g in enumerate(bank) if j not in drop]
 
     out: dict[str, Any] = {"structure": {
         "learned decoder only": _variant_rows(p, vic, retrieval=0),

@@ -60,29 +60,43 @@ def signatures(S, X, hops: int = 3) -> np.ndarray:
     return np.concatenate(out, axis=1)
 
 
-def _isomorphism(S, Xh, A, X) -> np.ndarray | None:
-    """The node map when the reconstruction, read as a graph (its top-``m`` pairs, ``m`` the
-    victim's edge count, and the arg-max feature classes), is isomorphic to the victim."""
+def labelled_graph(edges, classes):
+    """A networkx graph with node attribute ``c`` (the feature class) and the given edges."""
+    import networkx as nx
+
+    g = nx.Graph()
+    g.add_nodes_from((i, {"c": int(c)}) for i, c in enumerate(classes))
+    g.add_edges_from(edges)
+    return g
+
+
+def isomorphism(g1, g2) -> dict | None:
+    """A node map ``g1 → g2`` preserving edges and feature classes, or ``None``."""
     import networkx as nx
     from networkx.algorithms.isomorphism import GraphMatcher
 
+    if not nx.faster_could_be_isomorphic(g1, g2):
+        return None
+    gm = GraphMatcher(g1, g2, node_match=lambda u, v: u["c"] == v["c"])
+    return dict(gm.mapping) if gm.is_isomorphic() else None
+
+
+def _edges(A) -> list[tuple[int, int]]:
+    return list(zip(*[v.tolist() for v in np.nonzero(np.triu(A, 1))]))
+
+
+def _isomorphism(S, Xh, A, X) -> np.ndarray | None:
+    """The node map when the reconstruction, read as a graph (its top-``m`` pairs, ``m`` the
+    victim's edge count, and the arg-max feature classes), is isomorphic to the victim."""
     n = A.shape[0]
     m = int(np.triu(A, 1).sum())
     iu = np.triu_indices(n, 1)
     top = np.argsort(-S[iu], kind="stable")[:m]
     if m and S[iu][top].min() <= 0.0:
         return None
-    g1, g2 = nx.Graph(), nx.Graph()
-    g1.add_nodes_from((i, {"c": int(c)}) for i, c in enumerate(Xh.argmax(1)))
-    g2.add_nodes_from((i, {"c": int(c)}) for i, c in enumerate(X.argmax(1)))
-    g1.add_edges_from(zip(iu[0][top].tolist(), iu[1][top].tolist()))
-    g2.add_edges_from(zip(*[v.tolist() for v in np.nonzero(np.triu(A, 1))]))
-    if not nx.faster_could_be_isomorphic(g1, g2):
-        return None
-    gm = GraphMatcher(g1, g2, node_match=lambda u, v: u["c"] == v["c"])
-    if not gm.is_isomorphic():
-        return None
-    return np.array([gm.mapping[i] for i in range(n)])
+    mapping = isomorphism(labelled_graph(zip(iu[0][top].tolist(), iu[1][top].tolist()), Xh.argmax(1)),
+                          labelled_graph(_edges(A), X.argmax(1)))
+    return None if mapping is None else np.array([mapping[i] for i in range(n)])
 
 
 def align(S, X_hat, A, X) -> np.ndarray:
