@@ -20,6 +20,7 @@ __all__ = [
     "num_undirected_edges",
     "check_adjacency",
     "as_operator",
+    "SparseMatrix",
 ]
 
 
@@ -113,3 +114,87 @@ def as_operator(x: torch.Tensor) -> torch.Tensor:
     if x.count_nonzero() < 0.3 * x.numel():
         return x.to_sparse_csr()
     return x
+
+
+class _SparseTimesDense(torch.autograd.Function):
+    """``A @ B`` with ``A`` sparse CSR (fixed pattern) and the gradient flowing into ``B`` only."""
+
+    @staticmethod
+    def forward(ctx, values, dense, matrix):
+        ctx.matrix = matrix
+        ctx.save_for_backward(values)
+        return matrix._csr(values) @ dense
+
+    @staticmethod
+    def backward(ctx, grad):
+        (values,) = ctx.saved_tensors
+        m = ctx.matrix
+        return None, m._csr_t(values) @ grad, None
+
+
+class SparseMatrix:
+    """A sparse CSR matrix ``(R, K)`` whose transpose is built once, for ``A @ B`` with ``dB``.
+
+    PyTorch's backward of a CSR product transposes the matrix on every call (a sort of all
+    non-zeros); training a GNN does that twice per layer and epoch. Here the transpose's
+    pattern and the permutation that maps ``A``'s stored values onto it are computed once, so
+    the backward is one more sparse product. ``values`` may be replaced per call by a tensor
+    of the same length (e.g. dropout on the stored entries); gradients flow into the dense
+    factor only. ``symmetric=True`` (e.g. ``Â``) reuses ``A`` as its own transpose.
+    """
+
+    def __init__(self, matrix: torch.Tensor, symmetric: bool = False):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            if matrix.layout == torch.strided:
+                matrix = matrix.to_sparse_csr()
+            elif matrix.layout != torch.sparse_csr:
+                matrix = matrix.coalesce().to_sparse_csr()
+            self.shape = tuple(matrix.shape)
+            self.crow, self.col, self.values = matrix.crow_indices(), matrix.col_indices(), matrix.values()
+            self.symmetric = symmetric
+            if symmetric:
+                if self.shape[0] != self.shape[1]:
+                    raise ValueError(f"a symmetric matrix must be square, got {self.shape}")
+                self.crow_t, self.col_t, self.perm = self.crow, self.col, None
+            else:
+                rows = torch.repeat_interleave(torch.arange(self.shape[0], device=self.crow.device),
+                                               self.crow.diff())
+                order = torch.arange(rows.numel(), device=rows.device)
+                t = torch.sparse_coo_tensor(torch.stack([self.col, rows]), order, (self.shape[1], self.shape[0]),
+                                            check_invariants=False).coalesce().to_sparse_csr()
+                self.crow_t, self.col_t, self.perm = t.crow_indices(), t.col_indices(), t.values()
+
+    @property
+    def nnz(self) -> int:
+        return self.values.numel()
+
+    def _csr(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.sparse_csr_tensor(self.crow, self.col, values, self.shape, check_invariants=False)
+
+    def _csr_t(self, values: torch.Tensor) -> torch.Tensor:
+        v = values if self.perm is None else values[self.perm]
+        return torch.sparse_csr_tensor(self.crow_t, self.col_t, v, self.shape[::-1], check_invariants=False)
+
+    def matmul(self, dense: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+        """``A @ dense``: ``(R, K) @ (K, D) -> (R, D)``; ``values`` replaces ``A``'s stored entries."""
+        import warnings
+
+        values = self.values if values is None else values
+        if values.shape != self.values.shape:
+            raise ValueError(f"values must have shape {tuple(self.values.shape)}, got {tuple(values.shape)}")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            if not dense.requires_grad:
+                return self._csr(values) @ dense
+            return _SparseTimesDense.apply(values, dense, self)
+
+    def to(self, device) -> SparseMatrix:
+        out = object.__new__(SparseMatrix)
+        out.__dict__ = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
+        return out
+
+    def to_dense(self) -> torch.Tensor:
+        return self._csr(self.values).to_dense()

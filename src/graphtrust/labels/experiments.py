@@ -4,13 +4,14 @@
 
 * the **pitfalls**: clean training and a few attacks under each protocol of
   :func:`~.protocol.pitfall_steps` (flawed → corrected, one pitfall at a time);
-* the **main table**: every attack at every budget under the corrected protocol, for
-  every victim, over repeated random pools (one attack per pool, reused by all victims);
+* the **main table**: every attack under the corrected protocol over repeated random pools
+  (one attack per pool, reused by all victims), at every budget for the ``sweep_victims``
+  and at the main budget for the other victims;
 * the **cost** of every attack on one pool (wall time).
 
 The chapter renders tables and figures from the returned :class:`~graphtrust.results.Result`.
 The full profile is meant for a GPU; on a CPU it runs in the background, optionally in
-parts (``--datasets``, ``--victims``, ``--splits``) merged into one file::
+parts (``--datasets``, ``--victims``, ``--splits``) merged into one file (``--merge``)::
 
     GRAPHTRUST_PROFILE=full python -m graphtrust.labels.experiments --out book/results/label_poisoning_full.json
 """
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -48,13 +50,15 @@ from .meta import meta_attack
 from .protocol import Protocol, corrected_protocol, evaluate, pitfall_steps
 from .surrogates import gcn_ntk, lafak_map, ntk_map, sgc_features, sgc_map
 
-__all__ = ["ATTACKS", "PREVIOUS", "Attacker", "run", "cost", "representations", "accuracy_table", "merge"]
+__all__ = ["ATTACKS", "PREVIOUS", "Attacker", "run", "cost", "representations", "accuracy_table", "merge", "complete"]
 
 #: every attack, in the order of the chapter's tables; ``name:pseudo`` uses pseudo-labels
 ATTACKS = ("random", "random-bin", "degree", "degree-bin", "lp", "mg", "lafak",
            "sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")  # fmt: skip
 #: the attacks that predate the paper (the "previous best" is the strongest of these)
 PREVIOUS = ("random", "random-bin", "degree", "degree-bin", "lp", "mg", "lafak")
+#: how the defender's models were trained, recorded per split in saved runs
+TRAINER = "batched (graphtrust.labels.ensemble)"
 
 
 class Attacker:
@@ -159,26 +163,32 @@ def run(sz=None, show_progress: bool = True, checkpoint: str | None = None) -> R
     out: dict[str, Any] = {"budgets": list(sz.budgets), "main_budget": sz.main_budget, "victims": list(sz.victims),
                            "attacks": list(sz.attacks), "splits": list(sz.splits), "folds": sz.folds,
                            "grid": [dict(g) for g in sz.grid], "datasets": {}}  # fmt: skip
+    sweep = set(sz.get("sweep_victims", sz.victims))
     for name in sz.datasets:
         data = datasets.load(name, lcc=True)
         pool_size = sz.pool_size[name]
         attacker = Attacker(data)
         entry: dict[str, Any] = {"nodes": data.num_nodes, "classes": int(data.y.max()) + 1, "pool": pool_size,
                                  "budget_flips": {str(b): label_budget(b, pool_size) for b in sz.budgets}}
-        # pitfalls: GCN, flawed -> corrected
+        entry["splits"] = {v: list(sz.splits) for v in sz.victims}
+        entry["trainer"] = {v: [TRAINER] * len(sz.splits) for v in sz.victims}
+        # pitfalls: GCN, flawed -> corrected (run with the GCN part of a split run)
         rows = []
-        for what, protocol in pitfall_steps(pool_size, sz.validation, sz.folds, sz.grid, epochs=sz.epochs,
-                                            patience=sz.patience):
+        steps = [] if "gcn" not in sz.victims else pitfall_steps(pool_size, sz.validation, sz.folds, sz.grid,
+                                                                 epochs=sz.epochs, patience=sz.patience)
+        for what, protocol in steps:
             row: dict[str, Any] = {"step": what, "protocol": protocol.name}
             for attack in (None, *sz.pitfall_attacks):
                 ev = evaluate(protocol, data, "gcn", attacker.poison(attack, sz.main_budget), sz.pitfall_splits)
                 row[attack or "clean"] = ev.accuracies
             rows.append(row)
         entry["pitfalls"] = rows
+        entry["pitfall_splits"] = list(sz.pitfall_splits) if rows else []
         # main table: corrected protocol, every victim, attack and budget
         protocol = _protocol(sz, pool_size)
         cells = [(v, None, 0.0) for v in sz.victims] + [
-            (v, a, b) for a in sz.attacks for b in sz.budgets for v in sz.victims]
+            (v, a, b) for a in sz.attacks for b in sz.budgets for v in sz.victims
+            if v in sweep or b == sz.main_budget]
         entry["clean"], entry["attacks"], entry["chosen"] = {}, {}, {}
         for victim, attack, budget in progress(cells, desc=f"{name}: victims × attacks × budgets",
                                                enabled=show_progress):
@@ -276,23 +286,77 @@ def accuracy_table(result: Result, dataset: str, victim: str = "gcn") -> list[di
 
 
 def merge(base: Result, extra: Result) -> Result:
-    """``base`` with the datasets and victims of ``extra`` added (same budgets and splits)."""
-    for k in ("budgets", "splits", "folds", "grid"):
+    """``base`` with the datasets, victims and splits of ``extra`` added.
+
+    Runs must share budgets, folds and grid. A victim new to a dataset is added; a victim
+    both runs hold is extended by ``extra``'s splits, which must be new to ``base`` (each
+    cell's list of per-split accuracies is concatenated); so are the pitfall rows.
+    """
+    for k in ("budgets", "folds", "grid"):
         if base.data[k] != extra.data[k]:
             raise ValueError(f"can only merge runs with the same {k}")
-    data = dict(base.data)
-    data["datasets"] = dict(base.data["datasets"])
+    data = json.loads(json.dumps(base.data))  # a deep copy
     for name, entry in extra.data["datasets"].items():
         if name not in data["datasets"]:
             data["datasets"][name] = entry
             continue
         old = data["datasets"][name]
-        old["clean"].update(entry["clean"])
-        for a, per_b in entry["attacks"].items():
-            for b, per_v in per_b.items():
-                old["attacks"].setdefault(a, {}).setdefault(b, {}).update(per_v)
+        old_splits = old.setdefault("splits", {v: list(data["splits"]) for v in old["clean"]})
+        new_splits = entry.get("splits", {v: list(extra.data["splits"]) for v in entry["clean"]})
+
+        def add(cell: dict, victim: str, values: list, extend: bool) -> None:
+            cell[victim] = cell[victim] + values if extend else values
+
+        for victim, splits in new_splits.items():
+            extend = victim in old_splits
+            if extend and set(splits) & set(old_splits[victim]):
+                raise ValueError(f"{name}/{victim}: splits {sorted(set(splits) & set(old_splits[victim]))} "
+                                 "are in both runs")
+            add(old["clean"], victim, entry["clean"][victim], extend)
+            for a, per_b in entry["attacks"].items():
+                for b, per_v in per_b.items():
+                    if victim in per_v:
+                        cell = old["attacks"].setdefault(a, {}).setdefault(b, {})
+                        add(cell, victim, per_v[victim], extend and victim in cell)
+            for key, chosen in entry["chosen"].items():
+                if key.split("/")[0] == victim:
+                    old["chosen"][key] = old["chosen"].get(key, []) + chosen if extend else chosen
+            trainer = old.setdefault("trainer", {})
+            before = trainer.get(victim, ["one model at a time"] * len(old_splits[victim])) if extend else []
+            trainer[victim] = before + entry.get("trainer", {}).get(victim, ["one model at a time"] * len(splits))
+            old_splits[victim] = (old_splits[victim] if extend else []) + list(splits)
+        if entry.get("pitfalls"):
+            old_p = old.setdefault("pitfall_splits", list(data["splits"]) if old.get("pitfalls") else [])
+            if set(old_p) & set(entry["pitfall_splits"]):
+                raise ValueError(f"{name}: pitfall splits overlap")
+            if not old.get("pitfalls"):
+                old["pitfalls"] = entry["pitfalls"]
+            else:
+                for row_old, row_new in zip(old["pitfalls"], entry["pitfalls"]):
+                    if row_old["step"] != row_new["step"]:
+                        raise ValueError(f"{name}: pitfall steps differ")
+                    for k, v in row_new.items():
+                        if isinstance(v, list):
+                            row_old[k] = row_old.get(k, []) + v
+            old["pitfall_splits"] = old_p + list(entry["pitfall_splits"])
+        for k, v in entry.get("attack_seconds", {}).items():
+            old.setdefault("attack_seconds", {}).setdefault(k, []).extend(v)
     data["victims"] = sorted(set(base.data["victims"]) | set(extra.data["victims"]))
+    data["splits"] = sorted(set(base.data["splits"]) | set(extra.data["splits"]))
     return base.combined_with(extra, data)
+
+
+def complete(result: Result, sz=None) -> bool:
+    """Whether ``result`` holds every dataset, victim and split of the profile ``sz`` (default: full)."""
+    sz = sz or config.sizes("label_poisoning", "full")
+    for name in sz.datasets:
+        entry = result.data["datasets"].get(name)
+        if entry is None or len(entry.get("pitfall_splits", result.data["splits"])) < len(sz.pitfall_splits):
+            return False
+        splits = entry.get("splits", {v: result.data["splits"] for v in entry["clean"]})
+        if any(len(set(splits.get(v, ()))) < len(sz.splits) for v in sz.victims):
+            return False
+    return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,7 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=None, help="only these datasets of the profile")
     parser.add_argument("--victims", nargs="+", default=None, help="only these victims of the profile")
     parser.add_argument("--num-splits", type=int, default=None, help="only the first N splits of the profile")
-    parser.add_argument("--merge", default=None, help="saved run to add this one to")
+    parser.add_argument("--splits", type=int, nargs="+", default=None,
+                        help="only these splits of the profile (also for the pitfalls)")
+    parser.add_argument("--merge", nargs="+", default=None, help="saved run(s) to add this one to")
+    parser.add_argument("--merge-only", action="store_true", help="only merge the --merge files into --out")
     args = parser.parse_args(argv)
     sz = config.sizes("label_poisoning")
     over: dict[str, Any] = {}
@@ -314,15 +381,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_splits:
         over["splits"] = tuple(sz.splits[: args.num_splits])
         over["pitfall_splits"] = tuple(sz.pitfall_splits[: args.num_splits])
+    if args.splits:
+        unknown = sorted(set(args.splits) - set(sz.splits))
+        if unknown:
+            parser.error(f"splits {unknown} not in the {sz.profile} profile's splits {list(sz.splits)}")
+        over["splits"] = tuple(args.splits)
+        over["pitfall_splits"] = tuple(s for s in args.splits if s in sz.pitfall_splits)
     if over:
         sz = config.Sizes("label_poisoning", sz.profile, {**sz, **over})
-    result = run(sz, checkpoint=None if args.merge else args.out)
-    if args.merge:
-        result = merge(Result.load(args.merge), result)
-    full = config.sizes("label_poisoning")
-    result.data["complete"] = (set(result.data["datasets"]) >= set(full.datasets)
-                               and set(result.data["victims"]) >= set(full.victims)
-                               and len(result.data["splits"]) >= len(full.splits))
+    if args.merge_only:
+        if not args.merge or len(args.merge) < 2:
+            parser.error("--merge-only needs at least two --merge files")
+        result = Result.load(args.merge[0])
+        for other in args.merge[1:]:
+            result = merge(result, Result.load(other))
+    else:
+        result = run(sz, checkpoint=None if args.merge else args.out)
+        for other in args.merge or ():
+            result = merge(Result.load(other), result)
+    result.data["complete"] = complete(result, config.sizes("label_poisoning"))
     result.save(args.out)
     print(f"saved {args.out} ({result.seconds:.0f} s, profile {result.provenance['profile']}, "
           f"datasets {', '.join(result.data['datasets'])}, victims {', '.join(result.data['victims'])})")

@@ -18,6 +18,7 @@ accuracy per split.
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import product
@@ -28,7 +29,8 @@ import torch
 from .. import config
 from ..models import sparse_features
 from ..splits import Split, class_balanced_split, random_pool
-from ..training import fit, summarize
+from ..training import summarize
+from .ensemble import GraphInputs, VictimEnsemble, fit_ensemble
 from .victims import build_victim
 
 __all__ = ["Protocol", "flawed_protocol", "corrected_protocol", "pitfall_steps", "evaluate", "cv_folds", "DEFAULT_GRID"]
@@ -175,7 +177,7 @@ def evaluate(
     """
     dev = device or config.device()
     x = sparse_features(data.x).to(dev)
-    edge_index = data.edge_index.to(dev)
+    inputs = _inputs(data, x, data.edge_index.to(dev))
     accs, chosen = [], []
     for seed in seeds:
         split = protocol.draw(data.y, seed)
@@ -190,9 +192,9 @@ def evaluate(
         else:
             fold_splits = [Split(pool[tr], pool[va], split.test)
                            for tr, va in cv_folds(labels[pool], protocol.folds, seed)]
+        scores = _train_grid(inputs, data, victim, protocol, y_fit, fold_splits, dev, seed)
         best = (-math.inf, None, None)
-        for cfg in protocol.grid:
-            res = [_train(x, edge_index, data, victim, cfg, y_fit, sp, protocol, dev, seed) for sp in fold_splits]
+        for cfg, res in zip(protocol.grid, scores):
             val = sum(r[0] for r in res) / len(res)
             if val > best[0]:
                 best = (val, cfg, sum(r[1] for r in res) / len(res))
@@ -201,13 +203,47 @@ def evaluate(
     return Evaluation(accs, chosen)
 
 
-def _train(x, edge_index, data, victim, cfg, labels, split, protocol, dev, seed) -> tuple[float, float]:
-    """(validation accuracy on the labels the defender holds, clean test accuracy)."""
-    config.seed_everything(seed)
-    model = build_victim(victim, data.num_features, int(data.y.max()) + 1, dropout=cfg["dropout"],
-                         **cfg.get("model", {}))
-    y_train = labels.clone()
-    y_train[split.test] = data.y[split.test]
-    res = fit(model, x, edge_index, y_train, split, epochs=protocol.epochs, patience=protocol.patience,
-              lr=cfg["lr"], weight_decay=cfg["weight_decay"], device=dev)
-    return res.val_acc, res.test_acc
+_INPUTS: dict[int, tuple] = {}
+
+
+def _inputs(data, x: torch.Tensor, edge_index: torch.Tensor) -> GraphInputs:
+    """:class:`~.ensemble.GraphInputs` of ``data``'s graph, built once per graph and device."""
+    hit = _INPUTS.get(id(data.x))
+    if hit is None or hit[0]() is not data.x or hit[1] is not data.edge_index or hit[2] != x.device:
+        if len(_INPUTS) >= 4:
+            _INPUTS.clear()
+        hit = (weakref.ref(data.x), data.edge_index, x.device, GraphInputs(x, edge_index))
+        _INPUTS[id(data.x)] = hit
+    return hit[3]
+
+
+def _train_grid(inputs, data, victim, protocol, labels, fold_splits, dev, seed) -> list[list[tuple[float, float]]]:
+    """``[(validation accuracy, clean test accuracy) per fold] per grid setting``.
+
+    Every (setting, fold) model starts from the same seeded initial weights, as a defender
+    re-running one script would; they are trained at once by :func:`~.ensemble.fit_ensemble`,
+    one batch per distinct architecture (dropout, model options) in the grid.
+    """
+    c = int(data.y.max()) + 1
+    jobs = [(g, f) for g in range(len(protocol.grid)) for f in range(len(fold_splits))]
+    out: dict[tuple[int, int], tuple[float, float]] = {}
+    groups: dict[str, list[tuple[int, int]]] = {}
+    for g, f in jobs:
+        cfg = protocol.grid[g]
+        groups.setdefault(repr((cfg["dropout"], sorted(cfg.get("model", {}).items()))), []).append((g, f))
+    for members in groups.values():
+        models = []
+        for g, _ in members:
+            config.seed_everything(seed)
+            cfg = protocol.grid[g]
+            models.append(build_victim(victim, data.num_features, c, dropout=cfg["dropout"], **cfg.get("model", {})))
+        ens = VictimEnsemble(models).to(dev)
+        config.seed_everything(seed)
+        res = fit_ensemble(ens, inputs, labels.to(dev), [fold_splits[f].train for _, f in members],
+                           [fold_splits[f].val for _, f in members], [fold_splits[f].test for _, f in members],
+                           lr=[protocol.grid[g]["lr"] for g, _ in members],
+                           weight_decay=[protocol.grid[g]["weight_decay"] for g, _ in members],
+                           epochs=protocol.epochs, patience=protocol.patience)
+        for job, r in zip(members, res):
+            out[job] = (r.val_acc, r.test_acc)
+    return [[out[(g, f)] for f in range(len(fold_splits))] for g in range(len(protocol.grid))]
