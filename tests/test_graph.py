@@ -56,3 +56,29 @@ def test_check_adjacency():
         graph.check_adjacency(adj + torch.eye(30))
     with pytest.raises(ValueError, match="square"):
         graph.check_adjacency(torch.zeros(3, 4))
+
+
+def test_sparse_matrix_product_and_gradient_match_dense():
+    from graphtrust.graph import SparseMatrix
+
+    g = torch.Generator().manual_seed(0)
+    a = (torch.rand(40, 25, generator=g) < 0.15).float() * torch.randn(40, 25, generator=g)
+    m = SparseMatrix(a)
+    for values in (None, m.values * torch.rand(m.nnz, generator=g)):  # replaced entries, e.g. dropout
+        dense_a = a if values is None else torch.sparse_csr_tensor(m.crow, m.col, values, m.shape).to_dense()
+        b = torch.randn(25, 3, generator=g, requires_grad=True)
+        out = m.matmul(b, values)
+        (out.sin().sum()).backward()
+        grad, b.grad = b.grad.clone(), None
+        ref = dense_a @ b
+        ref.sin().sum().backward()
+        assert torch.allclose(out, ref, atol=1e-6) and torch.allclose(grad, b.grad, atol=1e-6)
+    s = a[:25] + a[:25].t()
+    sym = SparseMatrix(s, symmetric=True)
+    b = torch.randn(25, 2, requires_grad=True)
+    sym.matmul(b).square().sum().backward()
+    assert torch.allclose(b.grad, 2 * s.t() @ (s @ b.detach()), atol=1e-5)
+    with pytest.raises(ValueError, match="values"):
+        m.matmul(b, torch.ones(3))
+    with pytest.raises(ValueError, match="square"):
+        SparseMatrix(a, symmetric=True)

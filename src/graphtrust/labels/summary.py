@@ -1,0 +1,102 @@
+"""Summaries of a saved label-poisoning run: what it covers, every victim side by side, and
+the paper's claims measured on it.
+
+All functions read a :class:`~graphtrust.results.Result` of :func:`.experiments.run` (or a
+merge of several) and return plain rows that the chapter renders as tables.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from ..results import Result
+from ..training import summarize
+
+__all__ = ["NEW", "coverage", "victim_table", "claims"]
+
+#: the paper's attacks (true-label knowledge); the older ones are ``experiments.PREVIOUS``
+NEW = ("sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")
+PREVIOUS = ("random", "random-bin", "degree", "degree-bin", "lp", "mg", "lafak")
+
+
+def _mean(values) -> float:
+    return 100 * summarize(values).mean
+
+
+def coverage(result: Result) -> list[dict[str, Any]]:
+    """One row per (dataset, victim): pools (splits), budgets and how the models were trained."""
+    rows = []
+    for name, entry in result.data["datasets"].items():
+        splits = entry.get("splits", {v: result.data["splits"] for v in entry["clean"]})
+        trainer = entry.get("trainer", {})
+        for victim in entry["clean"]:
+            budgets = sorted({float(b) for per_b in entry["attacks"].values() for b, per_v in per_b.items()
+                              if victim in per_v})
+            kinds = Counter(trainer.get(victim, ["one model at a time"] * len(splits[victim])))
+            rows.append({"dataset": name, "victim": victim, "pools": len(splits[victim]),
+                         "budgets": ", ".join(f"{round(100 * b)} %" for b in budgets),
+                         "trained": "; ".join(f"{k}: {n} pool{'' if n == 1 else 's'}" for k, n in kinds.items())})
+    return rows
+
+
+def victim_table(result: Result, dataset: str, budget: float | None = None) -> list[dict[str, Any]]:
+    """Rows ``{attack, <victim>: "mean ± std"}`` at one budget (default: the main budget), in %."""
+    entry = result.data["datasets"][dataset]
+    b = str(result.data["main_budget"] if budget is None else budget)
+    victims = [v for v in ("gcn", "gat", "appnp", "mlp") if v in entry["clean"]]
+    victims += [v for v in entry["clean"] if v not in victims]
+    rows = [{"attack": "clean", **{v: summarize(entry["clean"][v]).format(100) for v in victims}}]
+    for attack, per_b in entry["attacks"].items():
+        cell = per_b.get(b, {})
+        if any(v in cell for v in victims):
+            rows.append({"attack": attack, **{v: summarize(cell[v]).format(100) if v in cell else ""
+                                              for v in victims}})
+    return rows
+
+
+def claims(result: Result) -> dict[str, Any]:
+    """The paper's claims, measured: the new attacks against the strongest older one, BIN
+    against multi-class, and the attacks ranked by mean accuracy.
+
+    For every (dataset, victim, budget) cell holding all attacks of both groups:
+    ``gap`` = accuracy under the strongest previous attack − under the strongest new one
+    (points; positive: the new attacks are stronger). ``bin_gain`` = accuracy under the
+    multi-class variant − under the BIN variant, per surrogate (positive: BIN stronger).
+    ``rank``: attacks by their accuracy averaged over the cells that hold them all (lower =
+    stronger), pseudo-label variants included.
+    """
+    cells, bin_rows = [], []
+    per_attack: dict[str, list[float]] = {}
+    for name, entry in result.data["datasets"].items():
+        for victim in entry["clean"]:
+            for b in result.data["budgets"]:
+                acc = {a: _mean(per_b[str(b)][victim]) for a, per_b in entry["attacks"].items()
+                       if victim in per_b.get(str(b), {})}
+                prev = {a: v for a, v in acc.items() if a in PREVIOUS}
+                new = {a: v for a, v in acc.items() if a in NEW}
+                if not prev or not new:
+                    continue
+                bp, bn = min(prev, key=prev.get), min(new, key=new.get)
+                cells.append({"dataset": name, "victim": victim, "budget": b, "clean": _mean(entry["clean"][victim]),
+                              "previous best": bp, "previous": prev[bp], "new best": bn, "new": new[bn],
+                              "gap": prev[bp] - new[bn]})
+                for base in ("sgc", "ntk", "meta"):
+                    if base in acc and f"{base}-bin" in acc:
+                        bin_rows.append({"dataset": name, "victim": victim, "budget": b, "surrogate": base,
+                                         "bin_gain": acc[base] - acc[f"{base}-bin"]})
+                for a, v in acc.items():
+                    per_attack.setdefault(a, []).append(v)
+    if not cells:
+        return {"cells": [], "bin": [], "rank": []}
+    n = max(len(v) for v in per_attack.values())
+    rank = sorted(((a, sum(v) / len(v)) for a, v in per_attack.items() if len(v) == n), key=lambda t: t[1])
+    gaps = [c["gap"] for c in cells]
+    gains = [r["bin_gain"] for r in bin_rows]
+    return {
+        "cells": cells, "bin": bin_rows, "rank": rank,
+        "max_gap": max(gaps), "mean_gap": sum(gaps) / len(gaps),
+        "new_wins": sum(g > 0 for g in gaps), "num_cells": len(gaps),
+        "mean_bin_gain": sum(gains) / len(gains) if gains else float("nan"),
+        "bin_wins": sum(g > 0 for g in gains), "num_bin": len(gains),
+    }
