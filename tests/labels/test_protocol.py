@@ -103,10 +103,13 @@ def test_label_poisoning_benchmark_times_every_attack():
     env = {**os.environ, "TQDM_DISABLE": "1"}
     out = subprocess.run(
         [sys.executable, "-m", "graphtrust.bench", "label_poisoning", "--dataset", "citeseer_npz", "--pool", "60",
-         "--no-accuracy"],
+         "--no-accuracy", "--victims", "mlp"],
         capture_output=True, text=True, env=env, check=True,
     ).stdout.strip().splitlines()
     rec = json.loads(out[-1])
     assert rec["budget_flips"] == 12
     assert set(rec["attacks"]) == {"random", "random-bin", "degree", "degree-bin", "sgc", "sgc-bin", "ntk", "ntk-bin", "lafak", "lp", "mg", "meta", "meta-bin"}
     assert all(a["seconds"] >= 0 for a in rec["attacks"].values())
+    cell = rec["protocol_seconds"]["mlp"]  # one protocol cell, batched and one model at a time
+    assert cell["models"] == 8 and cell["batched"] > 0 and cell["one_at_a_time"] > 0
+    assert 0 <= cell["accuracy_batched"] <= 1 and 0 <= cell["accuracy_one_at_a_time"] <= 1

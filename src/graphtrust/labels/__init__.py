@@ -5,6 +5,8 @@
 * :mod:`.surrogates` — the SGC ridge map (dual form) and the GCN neural tangent kernel.
 * :mod:`.meta` — the meta attack (unrolled surrogate, soft top-k, Gumbel 0-1 loss).
 * :mod:`.protocol`, :mod:`.victims` — flawed and corrected defender protocols; GCN, GAT, APPNP, MLP.
+* :mod:`.ensemble` — many victims of one architecture trained at once (the protocols' workhorse).
+* :mod:`.experiments`, :mod:`.summary`, :mod:`.explorer` — the chapter's runs, their tables and widget.
 """
 
 from .attacks import (
