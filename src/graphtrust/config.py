@@ -199,7 +199,7 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
                        for lr in (0.01, 0.05) for wd in (5e-3, 5e-4)),
             epochs=300,
             patience=50,
-            runtime="many hours on 2 CPU cores (GCN victim on Cora-ML: about 1 hour); about an hour on a GPU",
+            runtime="many hours on a CPU (GCN on Cora-ML, ten pools: about 2 h on one core); meant for a GPU",
         ),
     },
     "graphdlg": {

@@ -64,14 +64,16 @@ def test_tiny_run_is_complete_and_mergeable(data, monkeypatch):
     assert len(m.provenance["runs"]) == 2
     with pytest.raises(ValueError, match="in both runs"):
         merge(r, r)  # the same splits twice
-    r3 = run(config.Sizes("label_poisoning", "quick", {**sz, "splits": (1,), "pitfall_splits": (1,)}),
-             show_progress=False)
+    r3 = run(config.Sizes("label_poisoning", "quick", {**sz, "splits": (1,), "pitfall_splits": (1,),
+                                                       "budgets": (0.1, 0.2)}), show_progress=False)
     m3 = merge(r, r3)  # a new split extends every cell, the pitfalls and the record of splits
     e3 = m3.data["datasets"]["cora_ml"]
     assert e3["attacks"]["sgc-bin"]["0.2"]["gcn"] == e["attacks"]["sgc-bin"]["0.2"]["gcn"] + \
         r3.data["datasets"]["cora_ml"]["attacks"]["sgc-bin"]["0.2"]["gcn"]
     assert e3["splits"]["gcn"] == [0, 1] and e3["pitfall_splits"] == [0, 1] and len(e3["pitfalls"][0]["clean"]) == 2
     assert len(e3["chosen"]["gcn/clean/0.0"]) == 2 and m3.data["splits"] == [0, 1]
+    assert m3.data["budgets"] == [0.1, 0.2] and len(e3["attacks"]["random"]["0.1"]["gcn"]) == 1  # a budget only r3 ran
+    assert set(e3["budget_flips"]) == {"0.1", "0.2"}
     two = config.Sizes("label_poisoning", "quick", {**sz, "splits": (0, 1), "pitfall_splits": (0, 1)})
     assert complete(r, two) is False and complete(m3, two)
     assert torch.isfinite(torch.tensor(e["clean"]["gcn"])).all()

@@ -288,14 +288,16 @@ def accuracy_table(result: Result, dataset: str, victim: str = "gcn") -> list[di
 def merge(base: Result, extra: Result) -> Result:
     """``base`` with the datasets, victims and splits of ``extra`` added.
 
-    Runs must share budgets, folds and grid. A victim new to a dataset is added; a victim
+    Runs must share folds, grid and main budget (budgets may differ: a part can run the
+    main budget only). A victim new to a dataset is added; a victim
     both runs hold is extended by ``extra``'s splits, which must be new to ``base`` (each
     cell's list of per-split accuracies is concatenated); so are the pitfall rows.
     """
-    for k in ("budgets", "folds", "grid"):
+    for k in ("folds", "grid", "main_budget"):
         if base.data[k] != extra.data[k]:
             raise ValueError(f"can only merge runs with the same {k}")
     data = json.loads(json.dumps(base.data))  # a deep copy
+    data["budgets"] = sorted(set(base.data["budgets"]) | set(extra.data["budgets"]))
     for name, entry in extra.data["datasets"].items():
         if name not in data["datasets"]:
             data["datasets"][name] = entry
@@ -339,6 +341,7 @@ def merge(base: Result, extra: Result) -> Result:
                         if isinstance(v, list):
                             row_old[k] = row_old.get(k, []) + v
             old["pitfall_splits"] = old_p + list(entry["pitfall_splits"])
+        old.setdefault("budget_flips", {}).update(entry.get("budget_flips", {}))
         for k, v in entry.get("attack_seconds", {}).items():
             old.setdefault("attack_seconds", {}).setdefault(k, []).extend(v)
     data["victims"] = sorted(set(base.data["victims"]) | set(extra.data["victims"]))
@@ -365,6 +368,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--datasets", nargs="+", default=None, help="only these datasets of the profile")
     parser.add_argument("--victims", nargs="+", default=None, help="only these victims of the profile")
     parser.add_argument("--num-splits", type=int, default=None, help="only the first N splits of the profile")
+    parser.add_argument("--budgets", type=float, nargs="+", default=None,
+                        help="only these budgets of the profile (the main budget must be among them)")
     parser.add_argument("--splits", type=int, nargs="+", default=None,
                         help="only these splits of the profile (also for the pitfalls)")
     parser.add_argument("--merge", nargs="+", default=None, help="saved run(s) to add this one to")
@@ -381,6 +386,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.num_splits:
         over["splits"] = tuple(sz.splits[: args.num_splits])
         over["pitfall_splits"] = tuple(sz.pitfall_splits[: args.num_splits])
+    if args.budgets:
+        unknown = sorted(set(args.budgets) - set(sz.budgets))
+        if unknown or sz.main_budget not in args.budgets:
+            parser.error(f"budgets must be among the {sz.profile} profile's {list(sz.budgets)} and include the "
+                         f"main budget {sz.main_budget}")
+        over["budgets"] = tuple(b for b in sz.budgets if b in args.budgets)
     if args.splits:
         unknown = sorted(set(args.splits) - set(sz.splits))
         if unknown:
