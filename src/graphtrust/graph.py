@@ -154,7 +154,6 @@ class SparseMatrix:
                 matrix = matrix.coalesce().to_sparse_csr()
             self.shape = tuple(matrix.shape)
             self.crow, self.col, self.values = matrix.crow_indices(), matrix.col_indices(), matrix.values()
-            self.symmetric = symmetric
             if symmetric:
                 if self.shape[0] != self.shape[1]:
                     raise ValueError(f"a symmetric matrix must be square, got {self.shape}")
@@ -191,10 +190,3 @@ class SparseMatrix:
                 return self._csr(values) @ dense
             return _SparseTimesDense.apply(values, dense, self)
 
-    def to(self, device) -> SparseMatrix:
-        out = object.__new__(SparseMatrix)
-        out.__dict__ = {k: (v.to(device) if isinstance(v, torch.Tensor) else v) for k, v in self.__dict__.items()}
-        return out
-
-    def to_dense(self) -> torch.Tensor:
-        return self._csr(self.values).to_dense()

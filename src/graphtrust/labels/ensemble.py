@@ -212,7 +212,7 @@ class VictimEnsemble(nn.Module):
     # -- forward --------------------------------------------------------------------------
     @property
     def hops(self) -> int:
-        """Receptive field in hops (``None``-like 0 for APPNP: it always runs on the whole graph)."""
+        """Receptive field in hops; -1 for APPNP, whose ``K`` propagation steps reach the whole graph."""
         return {FastGCN: 2, GAT: 2, MLP: 0, APPNP: -1}[self.kind]
 
     def forward(self, inputs: GraphInputs, active: Sequence[int] | None = None,
@@ -222,9 +222,9 @@ class VictimEnsemble(nn.Module):
         ms = [self.members[i] for i in (range(len(self.members)) if active is None else active)]
         k = len(ms)
         hops = self.hops
-        plan = inputs.plan(targets if hops >= 0 else None, max(hops, 0))
         if hops < 0 and targets is not None:
             return self.forward(inputs, active)[:, targets.long().unique()]
+        plan = inputs.plan(targets, max(hops, 0))
         if self.kind is FastGCN:
             c1, c2 = [m.convs[0] for m in ms], [m.convs[1] for m in ms]
             l1, l2 = plan.layers

@@ -19,8 +19,8 @@ parts (``--datasets``, ``--victims``, ``--splits``) merged into one file (``--me
 from __future__ import annotations
 
 import argparse
+import copy
 import hashlib
-import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -296,7 +296,7 @@ def merge(base: Result, extra: Result) -> Result:
     for k in ("folds", "grid", "main_budget"):
         if base.data[k] != extra.data[k]:
             raise ValueError(f"can only merge runs with the same {k}")
-    data = json.loads(json.dumps(base.data))  # a deep copy
+    data = copy.deepcopy(base.data)
     data["budgets"] = sorted(set(base.data["budgets"]) | set(extra.data["budgets"]))
     for name, entry in extra.data["datasets"].items():
         if name not in data["datasets"]:

@@ -176,8 +176,7 @@ def evaluate(
     model is trained twice.
     """
     dev = device or config.device()
-    x = sparse_features(data.x).to(dev)
-    inputs = _inputs(data, x, data.edge_index.to(dev))
+    inputs = _inputs(data, dev)
     accs, chosen = [], []
     for seed in seeds:
         split = protocol.draw(data.y, seed)
@@ -203,18 +202,17 @@ def evaluate(
     return Evaluation(accs, chosen)
 
 
-_INPUTS: dict[int, tuple] = {}
+_LAST: tuple | None = None  # (weakref to data.x, edge_index, device, GraphInputs)
 
 
-def _inputs(data, x: torch.Tensor, edge_index: torch.Tensor) -> GraphInputs:
-    """:class:`~.ensemble.GraphInputs` of ``data``'s graph, built once per graph and device."""
-    hit = _INPUTS.get(id(data.x))
-    if hit is None or hit[0]() is not data.x or hit[1] is not data.edge_index or hit[2] != x.device:
-        if len(_INPUTS) >= 4:
-            _INPUTS.clear()
-        hit = (weakref.ref(data.x), data.edge_index, x.device, GraphInputs(x, edge_index))
-        _INPUTS[id(data.x)] = hit
-    return hit[3]
+def _inputs(data, dev: torch.device) -> GraphInputs:
+    """:class:`~.ensemble.GraphInputs` of ``data``'s graph on ``dev``, kept for the graph last seen
+    (an experiment evaluates thousands of cells on one graph)."""
+    global _LAST
+    if _LAST is None or _LAST[0]() is not data.x or _LAST[1] is not data.edge_index or _LAST[2] != dev:
+        x = sparse_features(data.x).to(dev)
+        _LAST = (weakref.ref(data.x), data.edge_index, dev, GraphInputs(x, data.edge_index.to(dev)))
+    return _LAST[3]
 
 
 def _train_grid(inputs, data, victim, protocol, labels, fold_splits, dev, seed) -> list[list[tuple[float, float]]]:

@@ -12,12 +12,12 @@ from typing import Any
 
 from ..results import Result
 from ..training import summarize
+from .experiments import PREVIOUS
 
 __all__ = ["NEW", "coverage", "victim_table", "claims"]
 
 #: the paper's attacks (true-label knowledge); the older ones are ``experiments.PREVIOUS``
 NEW = ("sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")
-PREVIOUS = ("random", "random-bin", "degree", "degree-bin", "lp", "mg", "lafak")
 
 
 def _mean(values) -> float:
