@@ -64,6 +64,22 @@ def test_tiny_run_is_complete_and_mergeable(data, monkeypatch):
     assert len(m.provenance["runs"]) == 2
     with pytest.raises(ValueError, match="in both runs"):
         merge(r, r)  # the same splits twice
+    # a part that adds a budget to a finished sweep (same splits): new cells, clean re-run must agree
+    r4 = run(config.Sizes("label_poisoning", "quick", {**sz, "victims": ("mlp",), "sweep_victims": ("gcn", "mlp"),
+                                                       "budgets": (0.1,)}), show_progress=False)
+    m4 = merge(m, r4)
+    e4 = m4.data["datasets"]["cora_ml"]
+    assert e4["attacks"]["sgc-bin"]["0.1"] == {"mlp": r4.data["datasets"]["cora_ml"]["attacks"]["sgc-bin"]["0.1"]["mlp"]}
+    assert e4["attacks"]["sgc-bin"]["0.2"] == m.data["datasets"]["cora_ml"]["attacks"]["sgc-bin"]["0.2"]
+    assert e4["splits"]["mlp"] == [0] and "mlp/sgc-bin/0.1" in e4["chosen"] and m4.data["budgets"] == [0.1, 0.2]
+    with pytest.raises(ValueError, match="in both runs"):
+        merge(m4, r4)
+    r4.data["datasets"]["cora_ml"]["clean"]["mlp"] = [0.0]
+    with pytest.raises(ValueError, match="different clean accuracies"):
+        merge(m, r4)
+    swept = config.Sizes("label_poisoning", "quick", {**sz, "victims": ("mlp",), "sweep_victims": ("mlp",),
+                                                      "budgets": (0.1, 0.2), "datasets": ("cora_ml",)})
+    assert complete(m, swept) is False and complete(m4, swept)  # the sweep needs every budget
     r3 = run(config.Sizes("label_poisoning", "quick", {**sz, "splits": (1,), "pitfall_splits": (1,),
                                                        "budgets": (0.1, 0.2)}), show_progress=False)
     m3 = merge(r, r3)  # a new split extends every cell, the pitfalls and the record of splits

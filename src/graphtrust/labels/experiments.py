@@ -292,6 +292,11 @@ def merge(base: Result, extra: Result) -> Result:
     main budget only). A victim new to a dataset is added; a victim
     both runs hold is extended by ``extra``'s splits, which must be new to ``base`` (each
     cell's list of per-split accuracies is concatenated); so are the pitfall rows.
+
+    A victim both runs hold on exactly the same splits is instead extended by
+    ``extra``'s *budgets* (a part that adds budgets to a finished sweep): its attack cells
+    must all be new to ``base``; its clean accuracies are a re-run of ``base``'s and must
+    match them, which checks that the two runs evaluate the same pools and models.
     """
     for k in ("folds", "grid", "main_budget"):
         if base.data[k] != extra.data[k]:
@@ -310,6 +315,9 @@ def merge(base: Result, extra: Result) -> Result:
             cell[victim] = cell[victim] + values if extend else values
 
         for victim, splits in new_splits.items():
+            if victim in old_splits and list(splits) == list(old_splits[victim]):
+                _add_budgets(name, old, entry, victim)
+                continue
             extend = victim in old_splits
             if extend and set(splits) & set(old_splits[victim]):
                 raise ValueError(f"{name}/{victim}: splits {sorted(set(splits) & set(old_splits[victim]))} "
@@ -349,9 +357,35 @@ def merge(base: Result, extra: Result) -> Result:
     return base.combined_with(extra, data)
 
 
+def _add_budgets(name: str, old: dict, entry: dict, victim: str) -> None:
+    """Add ``entry``'s attack cells of ``victim`` (same splits as ``old``) to ``old``; see :func:`merge`."""
+    if entry["clean"][victim] != old["clean"][victim]:
+        raise ValueError(f"{name}/{victim}: same splits but different clean accuracies "
+                         f"({entry['clean'][victim]} vs {old['clean'][victim]}); the runs do not evaluate "
+                         "the same pools and models")
+    for a, per_b in entry["attacks"].items():
+        for b, per_v in per_b.items():
+            if victim not in per_v:
+                continue
+            cell = old["attacks"].setdefault(a, {}).setdefault(b, {})
+            if victim in cell:
+                raise ValueError(f"{name}/{victim}: {a} at budget {b} is in both runs")
+            cell[victim] = per_v[victim]
+    for key, chosen in entry["chosen"].items():
+        v, attack, _ = key.split("/")
+        if v == victim and attack != "clean":
+            old["chosen"][key] = chosen
+
+
 def complete(result: Result, sz=None) -> bool:
-    """Whether ``result`` holds every dataset, victim and split of the profile ``sz`` (default: full)."""
+    """Whether ``result`` holds every cell of the profile ``sz`` (default: full) on all its splits.
+
+    That is: every dataset, its pitfall rows on every pitfall split, and for every victim
+    the clean accuracy and every attack at every budget (the ``sweep_victims``) or at the
+    main budget (the other victims), each on every split.
+    """
     sz = sz or config.sizes("label_poisoning", "full")
+    sweep = set(sz.get("sweep_victims", sz.victims))
     for name in sz.datasets:
         entry = result.data["datasets"].get(name)
         if entry is None or len(entry.get("pitfall_splits", result.data["splits"])) < len(sz.pitfall_splits):
@@ -359,6 +393,11 @@ def complete(result: Result, sz=None) -> bool:
         splits = entry.get("splits", {v: result.data["splits"] for v in entry["clean"]})
         if any(len(set(splits.get(v, ()))) < len(sz.splits) for v in sz.victims):
             return False
+        for v in sz.victims:
+            budgets = sz.budgets if v in sweep else (sz.main_budget,)
+            cells = [entry["attacks"].get(a, {}).get(str(b), {}).get(v, []) for a in sz.attacks for b in budgets]
+            if any(len(c) < len(sz.splits) for c in cells):
+                return False
     return True
 
 
@@ -369,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--victims", nargs="+", default=None, help="only these victims of the profile")
     parser.add_argument("--num-splits", type=int, default=None, help="only the first N splits of the profile")
     parser.add_argument("--budgets", type=float, nargs="+", default=None,
-                        help="only these budgets of the profile (the main budget must be among them)")
+                        help="only these budgets of the profile (the main budget must be among them "
+                             "unless every victim of the run is a sweep victim)")
     parser.add_argument("--splits", type=int, nargs="+", default=None,
                         help="only these splits of the profile (also for the pitfalls)")
     parser.add_argument("--merge", nargs="+", default=None, help="saved run(s) to add this one to")
@@ -388,9 +428,11 @@ def main(argv: list[str] | None = None) -> int:
         over["pitfall_splits"] = tuple(sz.pitfall_splits[: args.num_splits])
     if args.budgets:
         unknown = sorted(set(args.budgets) - set(sz.budgets))
-        if unknown or sz.main_budget not in args.budgets:
+        victims = over.get("victims", sz.victims)
+        needs_main = any(v not in sz.get("sweep_victims", sz.victims) for v in victims)
+        if unknown or (needs_main and sz.main_budget not in args.budgets):
             parser.error(f"budgets must be among the {sz.profile} profile's {list(sz.budgets)} and include the "
-                         f"main budget {sz.main_budget}")
+                         f"main budget {sz.main_budget} (victims {list(victims)} are not all sweep victims)")
         over["budgets"] = tuple(b for b in sz.budgets if b in args.budgets)
     if args.splits:
         unknown = sorted(set(args.splits) - set(sz.splits))
