@@ -11,7 +11,8 @@
 
 The chapter renders tables and figures from the returned :class:`~graphtrust.results.Result`.
 The full profile is meant for a GPU; on a CPU it runs in the background, optionally in
-parts (``--datasets``, ``--victims``, ``--splits``) merged into one file (``--merge``)::
+parts (``--datasets``, ``--victims``, ``--splits``, or ``--budgets`` for the sweep victims)
+merged into one file (``--merge``)::
 
     GRAPHTRUST_PROFILE=full python -m graphtrust.labels.experiments --out book/results/label_poisoning_full.json
 """
