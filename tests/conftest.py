@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+# isort: off
+import graphtrust  # noqa: F401  (first: it sets the OpenMP wait policy before torch loads)
 import pytest
 import torch
+# isort: on
 
 torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 

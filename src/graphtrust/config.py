@@ -16,6 +16,11 @@ that depends on where and how the book runs asks this module:
 ``GRAPHTRUST_DEVICE``
     Force a torch device (``cpu``, ``cuda``, ``cuda:1``). Unset: CUDA when available.
 
+``GRAPHTRUST_THREAD_POLICY``
+    ``passive`` (default) or ``torch``. See :func:`_apply_thread_policy`.
+``GRAPHTRUST_BUILD_RECORD``
+    Set by :mod:`graphtrust.book` for the kernels it starts: the build's record file.
+
 Chapters never branch on the profile themselves: they call :func:`sizes` with their
 chapter key and read the numbers it returns, so both profiles run the same code.
 """
@@ -32,16 +37,62 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-import numpy as np
-import torch
+THREAD_POLICIES = ("passive", "torch")
 
-PROFILES = ("quick", "full")
-REPOSITORY = "graphtrust/graphtrust"  # GitHub org/name, used for Colab links and installs
-BRANCH = "main"
+
+def _apply_thread_policy() -> dict[str, str]:
+    """Choose how torch's OpenMP threads wait, before the OpenMP runtime starts.
+
+    torch's CPU kernels run in many short OpenMP parallel regions. With the runtime's
+    default policy an idle worker *spins* for a while before it sleeps. On a machine where
+    another program is busy (a student's laptop with a browser open, a second notebook),
+    the OS deschedules a spinning worker and every region then waits for it: measured on
+    2 cores beside one busy process, exact Meta-Self slowed 2.9x and a ScaleGUN update
+    2.3x. With ``OMP_WAIT_POLICY=PASSIVE`` idle workers sleep at once; the same loops slow
+    about 1.5x (a fair share is 2x) at a small cost on an idle machine.
+
+    The runtime reads the variable once, when torch's shared library loads, so this runs
+    when :mod:`graphtrust` is imported and only has effect when torch is not imported yet.
+    A value the user set (``OMP_WAIT_POLICY``) is kept; ``GRAPHTRUST_THREAD_POLICY=torch``
+    leaves the runtime's defaults alone.
+    """
+    raw = os.environ.get("GRAPHTRUST_THREAD_POLICY", "").strip().lower() or "passive"
+    if raw not in THREAD_POLICIES:
+        raise ConfigError(
+            f"GRAPHTRUST_THREAD_POLICY={raw!r} is not a thread policy; use one of {', '.join(THREAD_POLICIES)}"
+        )
+    user = os.environ.get("OMP_WAIT_POLICY", "").strip()
+    # a process started by graphtrust (a kernel of the book build, a benchmark) inherits it
+    inherited = bool(user) and os.environ.get("GRAPHTRUST_SET_OMP_WAIT_POLICY") == user
+    torch_loaded = "torch" in sys.modules
+    ours = False
+    if user and not inherited:
+        state = f"OMP_WAIT_POLICY={user} (set by the user)"
+    elif user:
+        state, ours = f"OMP_WAIT_POLICY={user} (graphtrust's default)", True
+    elif raw == "torch":
+        state = "OpenMP defaults (GRAPHTRUST_THREAD_POLICY=torch)"
+    elif torch_loaded:
+        state = ("OpenMP defaults: torch was imported before graphtrust; set OMP_WAIT_POLICY=PASSIVE "
+                 "before starting Python for speed under CPU contention")
+    else:
+        os.environ["OMP_WAIT_POLICY"] = os.environ["GRAPHTRUST_SET_OMP_WAIT_POLICY"] = "PASSIVE"
+        state, ours = "OMP_WAIT_POLICY=PASSIVE (graphtrust's default)", True
+    return {"policy": raw, "state": state, "ours": ours}
 
 
 class ConfigError(ValueError):
     """An environment variable holds a value the library cannot use."""
+
+
+_THREADS = _apply_thread_policy()
+
+import numpy as np  # noqa: E402  (after the thread policy: torch loads the OpenMP runtime)
+import torch  # noqa: E402
+
+PROFILES = ("quick", "full")
+REPOSITORY = "graphtrust/graphtrust"  # GitHub org/name, used for Colab links and installs
+BRANCH = "main"
 
 
 # --------------------------------------------------------------------------- profile
@@ -110,6 +161,12 @@ class Sizes(Mapping):
 # the code path is the same. ``runtime`` is the measured wall time of the whole chapter
 # (see book/status for the machine), shown in each chapter's first output.
 _SIZES: dict[str, dict[str, dict[str, Any]]] = {
+    # The book build (python -m graphtrust.book): a cell that runs longer than this fails
+    # its chapter (no quick-profile cell needs more than a few minutes on 2 busy cores).
+    "book": {
+        "quick": dict(cell_timeout=900, runtime="about 15 minutes on 2 idle CPU cores (see the status page)"),
+        "full": dict(cell_timeout=6 * 3600, runtime="hours on a CPU; meant for a GPU"),
+    },
     "foundations": {
         "quick": dict(
             datasets=("cora_ml", "cora"),
@@ -351,6 +408,12 @@ def cache_dir() -> Path:
     return path
 
 
+def build_record_path() -> Path | None:
+    """The record of the book build this process runs in (``GRAPHTRUST_BUILD_RECORD``), if any."""
+    raw = os.environ.get("GRAPHTRUST_BUILD_RECORD", "").strip()
+    return Path(raw) if raw else None
+
+
 def progress_disabled() -> bool:
     """True when ``TQDM_DISABLE`` asks for no progress bars (read at call time)."""
     return os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes")
@@ -376,6 +439,16 @@ def device() -> torch.device:
             raise ConfigError(f"GRAPHTRUST_DEVICE={raw!r} but CUDA is not available here.")
         return dev
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def thread_policy() -> dict[str, Any]:
+    """How torch's CPU threads behave in this process: policy, its state, thread count.
+
+    ``state`` says whether the contention-safe wait policy is in force and, when it is not,
+    why (the user chose another, or torch was imported before graphtrust).
+    """
+    return {**_THREADS, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", ""),
+            "threads": torch.get_num_threads()}
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -416,13 +489,15 @@ class RunInfo:
     profile_source: str
     device: str
     runtime: str
+    threads: str = ""
 
     def __str__(self) -> str:
         return (
             f"graphtrust · chapter '{self.chapter}'\n"
             f"  profile : {self.profile} ({self.profile_source})\n"
             f"  device  : {self.device}\n"
-            f"  expected run time: {self.runtime}"
+            + (f"  threads : {self.threads}\n" if self.threads else "")
+            + f"  expected run time: {self.runtime}"
         )
 
 
@@ -435,6 +510,7 @@ def banner(chapter: str) -> RunInfo:
         profile_source=_profile_source(),
         device=device_description(),
         runtime=str(sz.get("runtime", "not measured yet")),
+        threads=_THREADS["state"],
     )
 
 
@@ -451,4 +527,5 @@ def provenance() -> dict[str, Any]:
         "numpy": np.__version__,
         "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
         "threads": torch.get_num_threads(),
+        "thread_policy": _THREADS["state"],
     }
