@@ -67,3 +67,52 @@ def test_banner_states_the_policy():
     from graphtrust import config
 
     assert "threads :" in str(config.banner("metattack"))
+
+
+def test_adapt_gives_the_cores_others_leave_free(monkeypatch):
+    """Deterministic: the machine's busy time and this process's own time are simulated."""
+    import types
+
+    import torch
+
+    from graphtrust import threads
+
+    monkeypatch.setenv("GRAPHTRUST_THREAD_POLICY", "adaptive")
+    monkeypatch.setattr(threads.config, "thread_policy", lambda: {"policy": "adaptive"})
+    monkeypatch.setattr(threads, "_CORES", 4)
+    monkeypatch.setattr(threads, "_state", {k: None for k in threads._state} | {"others": 0.0})
+    clock = {"t": 100.0, "busy": 0.0, "own": 0.0}
+    monkeypatch.setattr(threads.time, "monotonic", lambda: clock["t"])
+    monkeypatch.setattr(threads, "_machine_busy_seconds", lambda: clock["busy"])
+    monkeypatch.setattr(threads.os, "times", lambda: types.SimpleNamespace(user=clock["own"], system=0.0))
+    before = torch.get_num_threads()
+    set_to = []
+    monkeypatch.setattr(threads.torch, "get_num_threads", lambda: set_to[-1] if set_to else 4)
+    monkeypatch.setattr(threads.torch, "set_num_threads", lambda n: set_to.append(n))
+
+    def tick(own_cores, other_cores, dt=1.0):
+        clock["t"] += dt
+        clock["own"] += own_cores * dt
+        clock["busy"] += (own_cores + other_cores) * dt
+        return threads.adapt()
+
+    assert threads.adapt() == 4  # first look: nothing to compare with yet
+    assert tick(4, 0.0) == 4 and not set_to  # idle machine: all cores, nothing changed
+    assert tick(4, 1.0) == 3 and set_to[-1] == 3  # one busy process: one core fewer
+    assert tick(3, 2.2) == 2  # two busy cores
+    assert tick(2, 5.0) == 1  # never below one
+    assert tick(1, 0.0) == 4  # back to the cap when the others stop
+    assert threads.others_cores() == 0.0
+    clock["t"] += 0.1  # within the interval: no new look
+    assert threads.adapt() == 4
+    assert before >= 1
+
+
+def test_adapt_does_nothing_under_other_policies(monkeypatch):
+    from graphtrust import threads
+
+    monkeypatch.setattr(threads.config, "thread_policy", lambda: {"policy": "passive"})
+    called = []
+    monkeypatch.setattr(threads.torch, "set_num_threads", lambda n: called.append(n))
+    threads.adapt(force=True)
+    assert not called

@@ -37,26 +37,29 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-THREAD_POLICIES = ("passive", "torch")
+THREAD_POLICIES = ("adaptive", "passive", "torch")
 
 
-def _apply_thread_policy() -> dict[str, str]:
-    """Choose how torch's OpenMP threads wait, before the OpenMP runtime starts.
+def _apply_thread_policy() -> dict[str, Any]:
+    """Choose how torch's CPU threads behave, before the OpenMP runtime starts.
 
-    torch's CPU kernels run in many short OpenMP parallel regions. With the runtime's
-    default policy an idle worker *spins* for a while before it sleeps. On a machine where
-    another program is busy (a student's laptop with a browser open, a second notebook),
-    the OS deschedules a spinning worker and every region then waits for it: measured on
-    2 cores beside one busy process, exact Meta-Self slowed 2.9x and a ScaleGUN update
-    2.3x. With ``OMP_WAIT_POLICY=PASSIVE`` idle workers sleep at once; the same loops slow
-    about 1.5x (a fair share is 2x) at a small cost on an idle machine.
+    torch's CPU kernels run in many short OpenMP parallel regions, each ending in a barrier
+    that waits for the slowest thread. On a machine where another program is busy (a
+    student's laptop with a browser open, a second notebook) that costs twice:
 
-    The runtime reads the variable once, when torch's shared library loads, so this runs
-    when :mod:`graphtrust` is imported and only has effect when torch is not imported yet.
-    A value the user set (``OMP_WAIT_POLICY``) is kept; ``GRAPHTRUST_THREAD_POLICY=torch``
-    leaves the runtime's defaults alone.
+    * with the runtime's default wait policy an idle worker *spins* before it sleeps,
+      taking CPU from the thread it waits for (``OMP_WAIT_POLICY=PASSIVE`` avoids it);
+    * a worker that shares its core with the other program is descheduled for whole time
+      slices, and every region waits for it: only fewer threads avoid that, which
+      :func:`graphtrust.threads.adapt` does at the boundaries of the library's loops.
+
+    Policies (``GRAPHTRUST_THREAD_POLICY``): ``adaptive`` (default) = passive waiting and
+    the thread count following the machine's load; ``passive`` = passive waiting only;
+    ``torch`` = the runtime's defaults. The wait policy is read once, when torch's shared
+    library loads, so this runs when :mod:`graphtrust` is imported and only has effect when
+    torch is not imported yet. A value the user set (``OMP_WAIT_POLICY``) is kept.
     """
-    raw = os.environ.get("GRAPHTRUST_THREAD_POLICY", "").strip().lower() or "passive"
+    raw = os.environ.get("GRAPHTRUST_THREAD_POLICY", "").strip().lower() or "adaptive"
     if raw not in THREAD_POLICIES:
         raise ConfigError(
             f"GRAPHTRUST_THREAD_POLICY={raw!r} is not a thread policy; use one of {', '.join(THREAD_POLICIES)}"
@@ -78,6 +81,8 @@ def _apply_thread_policy() -> dict[str, str]:
     else:
         os.environ["OMP_WAIT_POLICY"] = os.environ["GRAPHTRUST_SET_OMP_WAIT_POLICY"] = "PASSIVE"
         state, ours = "OMP_WAIT_POLICY=PASSIVE (graphtrust's default)", True
+    if raw == "adaptive":
+        state += "; thread count follows the machine's load"
     return {"policy": raw, "state": state, "ours": ours}
 
 

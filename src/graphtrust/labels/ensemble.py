@@ -36,6 +36,7 @@ from torch_geometric.utils import softmax as segment_softmax
 
 from ..graph import SparseMatrix, normalized_csr
 from ..models import MLP
+from ..threads import adapt
 from .victims import APPNP, GAT, FastGCN
 
 __all__ = ["GraphInputs", "VictimEnsemble", "MemberResult", "fit_ensemble"]
@@ -333,6 +334,7 @@ def fit_ensemble(
     where[targets] = torch.arange(targets.numel(), device=dev)
     active = list(range(m))
     for epoch in range(1, epochs + 1):
+        adapt()  # thread count follows the machine's load (graphtrust.threads)
         pos = torch.full((m,), -1, dtype=torch.long, device=dev)
         pos[active] = torch.arange(len(active), device=dev)
         ensemble.train()

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..threads import adapt
 from .leaks import check_gradients, recover_label
 from .model import GraphClassifier
 
@@ -125,6 +126,7 @@ def match(model: GraphClassifier, grads: Sequence[torch.Tensor], num_nodes: int,
                             tolerance_grad=1e-10, tolerance_change=1e-14)
 
     def closure():
+        adapt()  # thread count follows the machine's load (graphtrust.threads)
         opt.zero_grad()
         loss = objective()
         loss.backward()

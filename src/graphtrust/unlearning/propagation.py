@@ -46,6 +46,8 @@ from collections.abc import Sequence
 
 import torch
 
+from ..threads import adapt
+
 __all__ = ["Graph", "exact_embedding", "LazyPropagation", "sgc_weights", "SGC2"]
 
 
@@ -311,6 +313,7 @@ class LazyPropagation:
         ``candidates`` (node ids) restricts the level-0 search to the nodes whose residues
         may have changed; later levels search the nodes that received mass. ``None``: all.
         """
+        adapt()  # thread count follows the machine's load (graphtrust.threads)
         self._cache.clear()
         g = self.graph
         dt = self.q[0].dtype
