@@ -70,3 +70,24 @@ def test_metattack_benchmark_reports_speed_and_floor():
         assert key in rec
     assert rec["seconds_per_flip"] > 0 and rec["floor_seconds_per_flip"] < rec["seconds_per_flip"]
     assert torch.get_num_threads() >= 1
+
+
+def test_a_run_in_parts_combines_into_the_whole():
+    import pytest
+
+    sz = _tiny_sizes()
+    whole = experiments.run(sz, show_progress=False)
+    parts = [experiments.run(sz, show_progress=False, attacks=("dice",)),
+             experiments.run(sz, show_progress=False, attacks=("meta-self",), clean=False)]
+    assert "clean" not in parts[1].data["datasets"]["polblogs"]
+    both = experiments.combine(parts)
+    a, b = whole.data["datasets"]["polblogs"], both.data["datasets"]["polblogs"]
+    assert a["attacks"]["meta-self"]["flips"] == b["attacks"]["meta-self"]["flips"]
+    assert a["clean"] == b["clean"] and a["transfer"] == b["transfer"]
+    assert experiments.misclassification_table(whole) == experiments.misclassification_table(both)
+    with pytest.raises(ValueError, match=r"attacks \['dice'\] are in two parts"):
+        experiments.combine([parts[0], parts[0]])
+    with pytest.raises(ValueError, match="no clean victims"):
+        experiments.combine(parts[::-1])
+    with pytest.raises(ValueError, match="not in the test profile"):
+        experiments.run(sz, attacks=("nettack",))

@@ -14,7 +14,9 @@ and completed dataset by dataset with ``--datasets polblogs --merge book/results
 from __future__ import annotations
 
 import argparse
+import copy
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -28,7 +30,7 @@ from ..training import summarize
 from .attacks import attack, self_training_labels
 from .victims import deepwalk_victim, features_victim, gcn_victim
 
-__all__ = ["run", "merge", "prefix_graph", "flip_anatomy", "misclassification_table", "transfer"]
+__all__ = ["run", "combine", "merge", "prefix_graph", "flip_anatomy", "misclassification_table", "transfer"]
 
 PAPER = {  # misclassification (%) reported by Zügner & Günnemann (2019), 5 % budget
     ("cora_ml", "gcn"): {"clean": "16.6 ± 0.3", "dice": "18.0 ± 0.4", "a-meta-self": "21.8 ± 0.9",
@@ -83,13 +85,21 @@ def _victims(data: Data, split: Split, sz, seeds, main: bool = True) -> dict[str
     return out
 
 
-def run(sz=None, show_progress: bool = True, checkpoint: str | None = None) -> Result:
+def run(sz=None, show_progress: bool = True, checkpoint: str | None = None,
+        attacks: Sequence[str] | None = None, clean: bool = True) -> Result:
     """Attack and evaluate everything the chapter shows, in the active profile's sizes.
 
-    With ``checkpoint`` (a JSON path), the partial result is saved after every dataset,
-    marked ``complete: false`` until the last one is done.
+    ``attacks`` runs only these of the profile's attacks and ``clean=False`` skips the
+    clean victims (for a run in parts, joined by :func:`combine`: a notebook cell then
+    stays a few minutes long). With ``checkpoint`` (a JSON path), the partial result is
+    saved after every dataset, marked ``complete: false`` until the last one is done.
     """
     sz = sz or config.sizes("metattack")
+    if attacks is not None:
+        unknown = sorted(set(attacks) - set(sz.attacks))
+        if unknown:
+            raise ValueError(f"attacks {unknown} are not in the {sz.profile} profile's {list(sz.attacks)}")
+    methods = [m for m in sz.attacks if attacks is None or m in attacks]
     start = time.perf_counter()
     out: dict[str, Any] = {"budgets": list(sz.budgets), "main_budget": sz.main_budget, "datasets": {}}
     for name in sz.datasets:
@@ -99,13 +109,13 @@ def run(sz=None, show_progress: bool = True, checkpoint: str | None = None) -> R
         ks = [int(b * num_edges) for b in sz.budgets]
         k_main = int(sz.main_budget * num_edges)
         entry: dict[str, Any] = {
-            "nodes": data.num_nodes, "edges": num_edges, "main_flips": k_main, "budget_flips": ks,
-            "features_only": [features_victim(data, split, seed=s) for s in sz.victim_seeds],
-            "attacks": {},
+            "nodes": data.num_nodes, "edges": num_edges, "main_flips": k_main, "budget_flips": ks, "attacks": {},
         }  # fmt: skip
-        entry["clean"] = _victims(data, split, sz, sz.victim_seeds)
+        if clean:
+            entry["features_only"] = [features_victim(data, split, seed=s) for s in sz.victim_seeds]
+            entry["clean"] = _victims(data, split, sz, sz.victim_seeds)
         labels = self_training_labels(data, split, seed=sz.attack_seed)  # the same for every attack
-        for method in sz.attacks:
+        for method in methods:
             sweep = method in sz.sweep_attacks
             k = max(ks) if sweep else k_main
             res = attack(data, split, method, k, seed=sz.attack_seed, steps=sz.steps, labels=labels,
@@ -173,6 +183,36 @@ def misclassification_table(result: Result, victim: str = "gcn") -> list[dict[st
             rows.append({"dataset": name, "attack": "features only (no graph)",
                          "ours": summarize(entry["features_only"]).format(), "paper": ""})
     return rows
+
+
+def combine(parts: Sequence[Result]) -> Result:
+    """One result from runs of the same profile that hold different attacks of the same datasets.
+
+    The first part must hold the clean victims (``run(..., clean=True)``); an attack held by
+    two parts is refused.
+    """
+    if not parts:
+        raise ValueError("nothing to combine")
+    base = parts[0]
+    data = copy.deepcopy(base.data)
+    for name, entry in data["datasets"].items():
+        if "clean" not in entry:
+            raise ValueError(f"the first part has no clean victims for {name}: run it with clean=True")
+    out = base
+    for extra in parts[1:]:
+        if extra.data["budgets"] != data["budgets"] or extra.provenance["profile"] != base.provenance["profile"]:
+            raise ValueError("can only combine runs of the same profile and budgets")
+        for name, entry in extra.data["datasets"].items():
+            if name not in data["datasets"]:
+                raise ValueError(f"dataset {name} is not in the first part")
+            both = set(entry["attacks"]) & set(data["datasets"][name]["attacks"])
+            if both:
+                raise ValueError(f"{name}: attacks {sorted(both)} are in two parts")
+            data["datasets"][name]["attacks"].update(copy.deepcopy(entry["attacks"]))
+            if "transfer" in entry:
+                data["datasets"][name]["transfer"] = entry["transfer"]
+        out = out.combined_with(extra, data)
+    return out
 
 
 def merge(base: Result, extra: Result) -> Result:
