@@ -13,8 +13,8 @@ attacks, gradient leakage, unlearning) build on the shared blocks here:
 * :mod:`graphtrust.results` — results with provenance
 """
 
-# config first: it sets the OpenMP wait policy, which must happen before torch loads
-# (see graphtrust.config.thread_policy).
+# config first: with GRAPHTRUST_THREAD_POLICY=passive it sets the OpenMP wait policy,
+# which must happen before torch loads (see graphtrust.config._apply_thread_policy).
 from . import config as _config  # noqa: F401
 
 __version__ = "0.1.0"

@@ -17,7 +17,7 @@ that depends on where and how the book runs asks this module:
     Force a torch device (``cpu``, ``cuda``, ``cuda:1``). Unset: CUDA when available.
 
 ``GRAPHTRUST_THREAD_POLICY``
-    ``passive`` (default) or ``torch``. See :func:`_apply_thread_policy`.
+    ``adaptive`` (default), ``passive`` or ``torch``. See :func:`_apply_thread_policy`.
 ``GRAPHTRUST_BUILD_RECORD``
     Set by :mod:`graphtrust.book` for the kernels it starts: the build's record file.
 
@@ -41,23 +41,31 @@ THREAD_POLICIES = ("adaptive", "passive", "torch")
 
 
 def _apply_thread_policy() -> dict[str, Any]:
-    """Choose how torch's CPU threads behave, before the OpenMP runtime starts.
+    """Choose how torch's CPU threads behave under CPU contention (``GRAPHTRUST_THREAD_POLICY``).
 
     torch's CPU kernels run in many short OpenMP parallel regions, each ending in a barrier
     that waits for the slowest thread. On a machine where another program is busy (a
-    student's laptop with a browser open, a second notebook) that costs twice:
+    student's laptop with a browser open, a second notebook) one of torch's threads shares
+    a core, is descheduled for whole time slices, and every region waits for it. Measured
+    on 2 cores beside one busy process, the chapters' inner loops ran 2.6-3.8x slower than
+    alone with torch's defaults (a fair share is 2x).
 
-    * with the runtime's default wait policy an idle worker *spins* before it sleeps,
-      taking CPU from the thread it waits for (``OMP_WAIT_POLICY=PASSIVE`` avoids it);
-    * a worker that shares its core with the other program is descheduled for whole time
-      slices, and every region waits for it: only fewer threads avoid that, which
-      :func:`graphtrust.threads.adapt` does at the boundaries of the library's loops.
+    ``adaptive`` (default)
+        The thread count follows the machine's load: :func:`graphtrust.threads.adapt`, at
+        the boundaries of the library's loops, uses the cores other processes leave free.
+        Beside one busy process the loops then ran 1.1-1.8x slower than the fastest time
+        alone, and at full speed on an idle machine.
+    ``passive``
+        ``OMP_WAIT_POLICY=PASSIVE`` (idle threads sleep at once instead of spinning), set
+        here before torch loads, with a fixed thread count. It helps less under
+        contention and costs 20-45 % on an idle machine in exact Meta-Self (thread
+        wake-ups in every region); kept as the measured alternative.
+    ``torch``
+        torch's and OpenMP's defaults.
 
-    Policies (``GRAPHTRUST_THREAD_POLICY``): ``adaptive`` (default) = passive waiting and
-    the thread count following the machine's load; ``passive`` = passive waiting only;
-    ``torch`` = the runtime's defaults. The wait policy is read once, when torch's shared
-    library loads, so this runs when :mod:`graphtrust` is imported and only has effect when
-    torch is not imported yet. A value the user set (``OMP_WAIT_POLICY``) is kept.
+    The wait policy is read once, when torch's shared library loads, so ``passive`` only
+    has effect when graphtrust is imported before torch; an ``OMP_WAIT_POLICY`` the user
+    set is kept.
     """
     raw = os.environ.get("GRAPHTRUST_THREAD_POLICY", "").strip().lower() or "adaptive"
     if raw not in THREAD_POLICIES:
@@ -65,24 +73,22 @@ def _apply_thread_policy() -> dict[str, Any]:
             f"GRAPHTRUST_THREAD_POLICY={raw!r} is not a thread policy; use one of {', '.join(THREAD_POLICIES)}"
         )
     user = os.environ.get("OMP_WAIT_POLICY", "").strip()
-    # a process started by graphtrust (a kernel of the book build, a benchmark) inherits it
+    # a process started by graphtrust (a benchmark's worker) inherits the variable
     inherited = bool(user) and os.environ.get("GRAPHTRUST_SET_OMP_WAIT_POLICY") == user
-    torch_loaded = "torch" in sys.modules
     ours = False
-    if user and not inherited:
-        state = f"OMP_WAIT_POLICY={user} (set by the user)"
-    elif user:
-        state, ours = f"OMP_WAIT_POLICY={user} (graphtrust's default)", True
+    if raw == "adaptive":
+        state = "adaptive: thread count follows the machine's load"
     elif raw == "torch":
-        state = "OpenMP defaults (GRAPHTRUST_THREAD_POLICY=torch)"
-    elif torch_loaded:
-        state = ("OpenMP defaults: torch was imported before graphtrust; set OMP_WAIT_POLICY=PASSIVE "
-                 "before starting Python for speed under CPU contention")
+        state = "torch's defaults (GRAPHTRUST_THREAD_POLICY=torch)"
+    elif user and not inherited:
+        state = f"passive requested, but OMP_WAIT_POLICY={user} was set by the user"
+    elif user:
+        state, ours = f"passive: OMP_WAIT_POLICY={user}", True
+    elif "torch" in sys.modules:
+        state = "passive requested, but torch was imported before graphtrust: OpenMP defaults"
     else:
         os.environ["OMP_WAIT_POLICY"] = os.environ["GRAPHTRUST_SET_OMP_WAIT_POLICY"] = "PASSIVE"
-        state, ours = "OMP_WAIT_POLICY=PASSIVE (graphtrust's default)", True
-    if raw == "adaptive":
-        state += "; thread count follows the machine's load"
+        state, ours = "passive: OMP_WAIT_POLICY=PASSIVE", True
     return {"policy": raw, "state": state, "ours": ours}
 
 

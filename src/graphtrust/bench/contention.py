@@ -229,7 +229,7 @@ def book_timing(root: Path, only: list[str] | None = None) -> dict[str, Any]:
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--loops", nargs="+", choices=sorted(LOOPS), default=list(LOOPS))
     p.add_argument("--reps", type=int, default=5, help="alone/contended pairs per loop")
-    p.add_argument("--policies", nargs="+", choices=("adaptive", "passive", "torch"), default=["adaptive", "torch"],
+    p.add_argument("--policies", nargs="+", choices=("adaptive", "passive", "torch"), default=["adaptive", "passive", "torch"],
                    help="thread policies to compare (graphtrust's default is adaptive)")
     p.add_argument("--book", action="store_true", help="time every chapter of the book instead of the loops")
     p.add_argument("--only", nargs="+", default=None, help="with --book: these chapters only")
