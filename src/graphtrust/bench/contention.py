@@ -53,7 +53,7 @@ class Competitor:
     def __enter__(self) -> Competitor:
         self.proc = subprocess.Popen([sys.executable, "-c", COMPETITOR, str(self.seed)],
                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
-        time.sleep(0.3)  # let it reach its loop
+        time.sleep(1.0)  # busy for longer than the thread policy's load window (graphtrust.threads.WINDOW)
         return self
 
     def __exit__(self, *exc) -> None:

@@ -356,6 +356,7 @@ class LazyPropagation:
         Raises (state unchanged) for a self-loop, an edge that does not exist or was
         removed, a node id out of range, or an edge listed twice.
         """
+        adapt()  # thread count follows the machine's load (graphtrust.threads)
         if torch.as_tensor(edges).numel() == 0:
             return torch.empty(0, dtype=torch.long, device=self.graph.device)
         u, v, pos = self.graph.locate_edges(edges)
@@ -370,6 +371,7 @@ class LazyPropagation:
 
         Raises (state unchanged) for an id out of range or a node removed before or listed twice.
         """
+        adapt()  # thread count follows the machine's load (graphtrust.threads)
         nodes = self.graph.check_nodes(nodes, self.removed_nodes, "the edges")
         if nodes.numel() == 0:
             return nodes
@@ -384,6 +386,7 @@ class LazyPropagation:
 
     def remove_features(self, nodes: Sequence[int] | torch.Tensor, push: bool = True) -> torch.Tensor:
         """Set the feature rows of ``nodes`` to zero (edges stay); returns the nodes."""
+        adapt()  # thread count follows the machine's load (graphtrust.threads)
         nodes = self.graph.check_nodes(nodes, self.cleared_features, "the features")
         if nodes.numel() == 0:
             return nodes
