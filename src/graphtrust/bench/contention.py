@@ -205,12 +205,26 @@ def summarise(res: dict[str, Any]) -> dict[str, Any]:
             "threads": res["threads"], "thread_policy": res["thread_policy"]}
 
 
-def book_timing(root: Path, only: list[str] | None = None) -> dict[str, Any]:
-    """Execute the book (``graphtrust.book``, forced, in a scratch folder) alone, then beside a competitor."""
+def book_timing(root: Path, only: list[str] | None = None, contended_record: Path | None = None) -> dict[str, Any]:
+    """Execute the book (``graphtrust.book``, forced, in a scratch folder) alone, then beside a competitor.
+
+    ``contended_record``: take the contended times from the record of a build that ran
+    beside a busy process (``_build/.graphtrust/record.json`` of ``python -m
+    graphtrust.book``, e.g. the README's book command on a fresh clone) and execute the
+    book only alone.
+    """
     from ..book import execute
 
     out: dict[str, Any] = {}
-    for label in ("alone", "contended"):
+    labels = ["alone", "contended"]
+    if contended_record is not None:
+        rec = json.loads(Path(contended_record).read_text())
+        for name, c in rec["chapters"].items():
+            if c["status"] in ("executed", "failed") and (not only or name in only):
+                out.setdefault(name, {})["contended"] = {"seconds": c["seconds"], "status": c["status"],
+                                                         "source": f"build record of {rec['written']}"}
+        labels = ["alone"]
+    for label in labels:
         with tempfile.TemporaryDirectory() as tmp:
             if label == "alone":
                 chs = execute(root, only=only, force=True, state=Path(tmp))
@@ -233,6 +247,8 @@ def _args(p: argparse.ArgumentParser) -> None:
                    help="thread policies to compare (graphtrust's default is adaptive)")
     p.add_argument("--book", action="store_true", help="time every chapter of the book instead of the loops")
     p.add_argument("--only", nargs="+", default=None, help="with --book: these chapters only")
+    p.add_argument("--contended-record", default=None,
+                   help="with --book: contended times from this build record (a build beside a busy process)")
     p.add_argument("--out", default=None, help="also write the JSON record to this file")
 
 
@@ -247,7 +263,7 @@ def run(args: argparse.Namespace) -> dict:
                            "thread_policy": config.thread_policy()["state"],
                            "created": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
     if args.book:
-        out["book"] = book_timing(Path.cwd(), args.only)
+        out["book"] = book_timing(Path.cwd(), args.only, args.contended_record)
         for name, rec in out["book"].items():
             print(f"{name:24s} alone {rec.get('alone', {}).get('seconds')} s, "
                   f"contended {rec.get('contended', {}).get('seconds')} s, slowdown {rec.get('slowdown')}")
