@@ -46,3 +46,26 @@ def test_bench_prints_json_last(tmp_path):
     for key in ("benchmark", "machine", "threads", "profile", "device", "seconds_per_epoch", "peak_rss_mib"):
         assert key in record
     assert record["seconds_per_epoch"] > 0
+
+
+def test_status_tables_from_a_build_record_and_a_saved_timing(tmp_path, monkeypatch):
+    rec = {"written": "w", "machine": "m", "environment": {"profile": "quick"}, "thread_policy": "adaptive",
+           "chapters": {"ch01_a": {"status": "executed", "seconds": 12.0, "executed_at": "t",
+                                   "slowest_cells": [{"cell": 3, "seconds": 9.0, "source": "x"}]},
+                        "ch02_b": {"status": "reused", "seconds": 5.0, "executed_at": "t0", "slowest_cells": []},
+                        "status": {"status": "executed", "seconds": 1.0}}}
+    path = tmp_path / "record.json"
+    path.write_text(json.dumps(rec))
+    monkeypatch.setenv("GRAPHTRUST_BUILD_RECORD", str(path))
+    table, how = status.build_table(tmp_path)
+    assert list(table.index) == ["ch01_a", "ch02_b"] and table.loc["ch01_a", "slowest cell"] == "9 s (cell 3)"
+    assert table.loc["ch02_b", "in this build"] == "reused" and "graphtrust.book" in how
+    monkeypatch.delenv("GRAPHTRUST_BUILD_RECORD")
+    assert status.build_table(tmp_path)[0] is None
+    timing = {"machine": "m", "threads": 2, "created": "c", "book": {
+        "ch01_a": {"alone": {"seconds": 10.0}, "contended": {"seconds": 15.0}, "slowdown": 1.5},
+        "ch02_b": {"alone": {"seconds": 20.0}, "contended": {"seconds": 30.0}, "slowdown": 1.5}}}
+    (tmp_path / "t.json").write_text(json.dumps(timing))
+    t, _ = status.timing_table(tmp_path / "t.json")
+    assert t.loc["whole book"].tolist() == [30.0, 45.0, 1.5]
+    assert status.timing_table(tmp_path / "missing.json")[0] is None

@@ -108,7 +108,9 @@ def timing_table(path: str | Path) -> tuple[pd.DataFrame | None, str]:
 
     path = Path(path)
     if not path.is_file():
-        return None, f"No saved timing ({path.name} is missing)."
+        return None, (f"Not measured yet on this machine: `python -m graphtrust.bench contention --book --out "
+                      f"book/results/{path.name}` executes every chapter alone and beside one busy process "
+                      "and saves what this section shows.")
     raw = json.loads(path.read_text())
     rows = []
     for name, rec in raw["book"].items():
