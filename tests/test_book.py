@@ -102,3 +102,21 @@ def test_the_real_book_lists_every_chapter_once():
 
     names = [c.name for c in book.chapters(Path(__file__).resolve().parents[1])]
     assert names[0].startswith("ch00") and names[-1] == "status" and len(names) == len(set(names))
+
+
+def test_an_interrupted_build_resumes_with_the_chapters_it_finished(tiny_book, monkeypatch):
+    root, lib = tiny_book
+    real = book._execute_one
+    calls = []
+
+    def dies_on_second(ch, *a, **k):
+        calls.append(ch.name)
+        if ch.name == "ch02_b":
+            raise KeyboardInterrupt  # the laptop went to sleep, the user pressed Ctrl-C
+        return real(ch, *a, **k)
+
+    monkeypatch.setattr(book, "_execute_one", dies_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        book.execute(root, library=lib)
+    monkeypatch.setattr(book, "_execute_one", real)
+    assert _status(book.execute(root, library=lib)) == {"ch01_a": "reused", "ch02_b": "executed"}

@@ -275,27 +275,36 @@ def execute(
          f"cell limit {timeout} s, {config.thread_policy()['state']}")
     for i, ch in enumerate(stale, 1):
         if ch.name == "status":
-            _write_record(record_path, chs, env_fp)
+            _write_record(record_path, chs, env_fp, previous)
         _say(f"[{i}/{len(stale)}] {ch.name}: executing ...")
         nb = _execute_one(ch, timeout, kernel_env)
         nbformat.write(nb, state / "executed" / ch.path.name)
+        _write_record(record_path, chs, env_fp, previous)  # an interrupted build resumes from here
         if ch.status == "failed":
             _say(failure_text(ch))
         else:
             _say(f"[{i}/{len(stale)}] {ch.name}: done in {ch.seconds:.0f} s")
-    _write_record(record_path, chs, env_fp)
+    _write_record(record_path, chs, env_fp, previous)
     return chs
 
 
-def _write_record(path: Path, chs: list[Chapter], env_fp: dict[str, str]) -> None:
+def _write_record(path: Path, chs: list[Chapter], env_fp: dict[str, str],
+                  previous: dict[str, Any] | None = None) -> None:
+    """Write the build record; a chapter not reached yet keeps its entry from the last build."""
     from .bench import machine
 
+    chapters = {}
+    for c in chs:
+        if c.status == "pending" and previous and c.name in previous:
+            chapters[c.name] = previous[c.name]
+        else:
+            chapters[c.name] = c.record()
     rec = {
         "written": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
         "machine": machine(),
         "environment": env_fp,
         "thread_policy": config.thread_policy()["state"],
-        "chapters": {c.name: c.record() for c in chs},
+        "chapters": chapters,
     }
     path.write_text(json.dumps(rec, indent=1) + "\n")
 
