@@ -108,7 +108,10 @@ def adapt() -> int:
     runs them (OpenMP thread counts are per calling thread). A daemon thread samples the
     machine's load every :data:`INTERVAL` seconds; this call only reads its samples.
     """
-    if config.thread_policy()["policy"] != "adaptive" or not _start_sampler():
+    started = _state["sampler"]
+    if started is None:  # the lock is taken once, not at every step of a loop
+        started = _start_sampler()
+    if not started or config.thread_policy()["policy"] != "adaptive":
         return torch.get_num_threads()
     current = torch.get_num_threads()
     if _state["base"] is None or (_state["set"] is not None and current != _state["set"]):
