@@ -119,15 +119,12 @@ def _graphdlg():
 def _scalegun():
     import torch
 
-    from .. import datasets
     from ..unlearning import Graph, LazyPropagation
     from ..unlearning.certified import preprocess
-    from .scalegun import SIZES
+    from .scalegun import SIZES, synthetic_graph
 
     s = SIZES["arxiv"]
-    data = datasets.load("sbm", num_nodes=s["num_nodes"], num_classes=s["num_classes"],
-                         avg_degree=2 * s["num_edges"] / s["num_nodes"], num_features=s["num_features"],
-                         degree_exponent=2.5, max_degree=s["max_degree"], homophily=0.7, feature_signal=0.5, seed=0)
+    data = synthetic_graph("arxiv")
     x = preprocess(data.x).float()
     g = Graph(data.edge_index, data.num_nodes)
     lp = LazyPropagation(g, x, r_max=1e-7 * float(x.abs().sum(0).mean()))

@@ -30,6 +30,14 @@ SIZES = {
 }
 
 
+def synthetic_graph(size: str):
+    """The seeded OGB-sized SBM graph of ``SIZES[size]`` (also the contention benchmark's)."""
+    s = SIZES[size]
+    return datasets.load("sbm", num_nodes=s["num_nodes"], num_classes=s["num_classes"],
+                         avg_degree=2 * s["num_edges"] / s["num_nodes"], num_features=s["num_features"],
+                         degree_exponent=2.5, max_degree=s["max_degree"], homophily=0.7, feature_signal=0.5, seed=0)
+
+
 def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", choices=sorted(SIZES), default="arxiv")
     p.add_argument("--batch", type=int, default=None, help="edges per removal batch (default per size)")
@@ -43,9 +51,7 @@ def run(args: argparse.Namespace) -> dict:
     s = SIZES[args.size]
     dt = getattr(torch, args.dtype)
     t = time.perf_counter()
-    data = datasets.load("sbm", num_nodes=s["num_nodes"], num_classes=s["num_classes"],
-                         avg_degree=2 * s["num_edges"] / s["num_nodes"], num_features=s["num_features"],
-                         degree_exponent=2.5, max_degree=s["max_degree"], homophily=0.7, feature_signal=0.5, seed=0)
+    data = synthetic_graph(args.size)
     build = time.perf_counter() - t
     x = preprocess(data.x).to(dt)
     r_max = args.rmax * float(x.abs().sum(0).mean())
