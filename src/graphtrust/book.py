@@ -273,9 +273,8 @@ def execute(
          f"({', '.join(c.name for c in stale) or 'none'}), reusing "
          f"{sum(c.status == 'reused' for c in chs)}; profile {env_fp['profile']}, "
          f"cell limit {timeout} s, {config.thread_policy()['state']}")
+    _write_record(record_path, chs, env_fp, previous)  # the status page, run last, reads it
     for i, ch in enumerate(stale, 1):
-        if ch.name == "status":
-            _write_record(record_path, chs, env_fp, previous)
         _say(f"[{i}/{len(stale)}] {ch.name}: executing ...")
         nb = _execute_one(ch, timeout, kernel_env)
         nbformat.write(nb, state / "executed" / ch.path.name)
