@@ -14,7 +14,7 @@ from graphtrust.labels import (
     random_attack,
     sgc_features,
     sgc_map,
-    top_two_classes,
+    bin_pair,
 )
 
 
@@ -73,7 +73,7 @@ def test_linear_surrogate_attack_is_the_exact_optimum(graph, binary):
     res = linear_surrogate_attack(y, small_pool, test, y[test], m, 3, binary=binary)
     got = _objective(m, res.labels[small_pool], y[test], 4)
     # brute force over all 3-subsets and all wrong classes (BIN: the swap)
-    a, b = top_two_classes(y, small_pool)
+    a, b = bin_pair(y)
     best = float("inf")
     for nodes in itertools.combinations(range(10), 3):
         options = []
@@ -97,7 +97,7 @@ def test_flip_sets_are_nested_and_bin_touches_two_classes(graph):
     small = linear_surrogate_attack(data.y, pool, test, data.y[test], m, 3, binary=True)
     large = linear_surrogate_attack(data.y, pool, test, data.y[test], m, 8, binary=True)
     assert set(small.flipped.tolist()) <= set(large.flipped.tolist())
-    a, b = top_two_classes(data.y, pool)
+    a, b = bin_pair(data.y)
     changed = large.labels != data.y
     assert set(data.y[changed].tolist()) <= {a, b} and set(large.labels[changed].tolist()) <= {a, b}
 
@@ -124,9 +124,53 @@ def test_baselines_and_lafak(graph):
     deg = torch.bincount(data.edge_index[0], minlength=200)[pool]
     assert set(d.flipped.tolist()) == set(pool[torch.argsort(deg, descending=True, stable=True)[:5]].tolist())
     m = sgc_map(sgc_features(data.x.double(), data.edge_index), pool, test)
-    lf = lafak_attack(data.y, pool, test, data.y[test], m, 4, steps=20)
-    a, b = top_two_classes(data.y, pool)
+    lf = lafak_attack(data.y, pool, test, data.y[test], m, 4, steps=20, original=False)
+    a, b = bin_pair(data.y)
     assert lf.flipped.numel() == 4 and set(data.y[lf.flipped].tolist()) <= {a, b}
+
+
+def test_original_lafak_flips_at_most_the_budget_and_only_above_one_half(graph, monkeypatch):
+    from graphtrust.labels import attacks
+
+    data, pool, test = graph
+    m = sgc_map(sgc_features(data.x.double(), data.edge_index), pool, test)
+    finals = []  # the flip probabilities α at the end of each τ's optimisation
+    real_argsort = torch.argsort
+
+    def spy(t, *args, **kw):
+        if t.dtype == torch.float64 and t.dim() == 1:
+            finals.append(t.clone())
+        return real_argsort(t, *args, **kw)
+
+    monkeypatch.setattr(attacks.torch, "argsort", spy)
+    for budget in (2, 12):
+        finals.clear()
+        lf = lafak_attack(data.y, pool, test, data.y[test], m, budget, steps=30, lr=1e-2)
+        assert lf.flipped.numel() <= budget and int((lf.labels != data.y).sum()) == lf.flipped.numel()
+        keep = (data.y[pool] == bin_pair(data.y)[0]) | (data.y[pool] == bin_pair(data.y)[1])
+        pos = {int(v): i for i, v in enumerate(pool[keep].tolist())}
+        # every flipped node ended above 1/2 for the τ that won (some τ's α vector holds them all)
+        assert any(all(float(al[pos[int(v)]]) > 0.5 for v in lf.flipped) for al in finals)
+    monkeypatch.undo()
+    # with a budget larger than the nodes above 1/2, fewer than the budget are flipped
+    big = lafak_attack(data.y, pool, test, data.y[test], m, int(keep.sum()), steps=30, lr=1e-2)
+    assert big.flipped.numel() < int(keep.sum())
+
+
+def test_bin_pair_counts_the_whole_graph_with_a_stable_tie_break():
+    # equalised pool: every class twice in the pool, so the pool's counts tie
+    y = torch.tensor([0] * 5 + [1] * 9 + [2] * 2 + [3] * 9)
+    pool = torch.tensor([0, 1, 5, 6, 14, 15, 16, 17])
+    assert torch.bincount(y[pool]).tolist() == [2, 2, 2, 2]
+    assert bin_pair(y, y[pool]) == (1, 3)  # graph counts 5, 9, 2, 9: the tie 1/3 goes to the lower id
+    rnd = torch.tensor([1, 2, 3, 5, 6, 7, 8, 20, 21, 0])  # a random pool: its own top two would be (1, 0)
+    assert bin_pair(y, y[rnd]) == (1, 3)
+    # the attacker that only knows pool labels + pseudo-labels counts those
+    assert bin_pair(torch.tensor([2, 2, 2, 0, 0, 1])) == (2, 0)
+    with pytest.raises(ValueError, match=r"\(1, 3\).*absent from the labelled pool"):
+        bin_pair(y, torch.tensor([0, 2]))
+    res = random_attack(y, pool, 3, binary=True)
+    assert set(y[res.flipped].tolist()) <= {1, 3} and set(res.labels[res.flipped].tolist()) <= {1, 3}
 
 
 def test_bad_input(graph):
@@ -138,7 +182,7 @@ def test_bad_input(graph):
     with pytest.raises(ValueError, match="lie in"):
         random_attack(torch.tensor([0, 1, -1]), torch.arange(2), 1)
     with pytest.raises(ValueError, match="at least two classes"):
-        top_two_classes(torch.tensor([0, 0, 0, 1]), torch.arange(3))
+        bin_pair(torch.tensor([0, 0, 0]))
     with pytest.raises(ValueError, match="M must be"):
         linear_surrogate_attack(data.y, pool, test, data.y[test], torch.zeros(3, 3), 2)
 
@@ -161,7 +205,7 @@ def test_lp_attack_flips_between_the_top_two_classes(graph):
 
     data, pool, test = graph
     res = lp_attack(data.x, data.y, pool, test, data.y[test], 6, steps=200, lr=1e-3)
-    a, b = top_two_classes(data.y, pool)
+    a, b = bin_pair(data.y)
     assert res.flipped.numel() == 6 and set(data.y[res.flipped].tolist()) <= {a, b}
     assert int((res.labels != data.y).sum()) == 6
 

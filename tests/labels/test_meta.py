@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from graphtrust import datasets
-from graphtrust.labels import top_two_classes
+from graphtrust.labels import bin_pair
 from graphtrust.labels.meta import ksubset_marginals, meta_attack
 
 
@@ -38,5 +38,5 @@ def test_meta_attack_flips_exactly_the_budget(binary):
     changed = (res.labels != data.y).nonzero().view(-1)
     assert changed.numel() == 5 and set(changed.tolist()) <= set(pool.tolist())
     if binary:
-        a, b = top_two_classes(data.y, pool)
+        a, b = bin_pair(data.y)
         assert set(data.y[changed].tolist()) <= {a, b} and set(res.labels[changed].tolist()) <= {a, b}

@@ -108,7 +108,7 @@ def test_label_poisoning_benchmark_times_every_attack():
     ).stdout.strip().splitlines()
     rec = json.loads(out[-1])
     assert rec["budget_flips"] == 12
-    assert set(rec["attacks"]) == {"random", "random-bin", "degree", "degree-bin", "sgc", "sgc-bin", "ntk", "ntk-bin", "lafak", "lp", "mg", "meta", "meta-bin"}
+    assert set(rec["attacks"]) == {"random", "random-bin", "degree", "degree-bin", "sgc", "sgc-bin", "ntk", "ntk-bin", "lafak", "lafak-topb", "lp", "mg", "meta", "meta-bin"}
     assert all(a["seconds"] >= 0 for a in rec["attacks"].values())
     cell = rec["protocol_seconds"]["mlp"]  # one protocol cell, batched and one model at a time
     assert cell["models"] == 8 and cell["batched"] > 0 and cell["one_at_a_time"] > 0

@@ -19,11 +19,11 @@ from .attacks import (
     lp_attack,
     mg_attack,
     random_attack,
-    top_two_classes,
+    bin_pair,
 )
 from .surrogates import gcn_ntk, lafak_map, ntk_map, sgc_features, sgc_map
 
 __all__ = [
-    "LabelAttack", "attacker_labels", "label_budget", "top_two_classes", "random_attack", "degree_attack",
+    "LabelAttack", "attacker_labels", "label_budget", "bin_pair", "random_attack", "degree_attack",
     "linear_surrogate_attack", "lafak_attack", "lp_attack", "mg_attack", "sgc_features", "sgc_map", "lafak_map", "gcn_ntk", "ntk_map",
 ]  # fmt: skip

@@ -15,8 +15,12 @@ flipped node ids. Implemented here:
 * :func:`lafak_attack` — LafAK (Zhang et al., ICDM 2020): binary, closed-form linearised
   GCN, tanh-relaxed accuracy, Gumbel-logistic flip variables.
 
-BIN ("binary") variants only relabel nodes of the two most frequent classes of the pool,
-swapping one for the other.
+BIN ("binary") variants only relabel pool nodes of one pair of classes, swapping one for
+the other. The pair is :func:`bin_pair`: the two largest classes of the *whole graph*, counted
+over the labels the attacker knows (all true labels by default; the pool's labels plus
+pseudo-labels for an attacker without test labels), ties to the lower class id. This is the
+rule of LafAK's code and of every BIN attack in the paper's code. Counting the *pool* instead
+is wrong under a class-equalised pool, where every count ties.
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from ..graph import degrees, normalized_sparse
 __all__ = [
     "LabelAttack",
     "label_budget",
-    "top_two_classes",
+    "bin_pair",
+    "check_pool",
+    "eligible",
     "random_attack",
     "degree_attack",
     "linear_surrogate_attack",
@@ -60,7 +66,8 @@ class LabelAttack:
         return self.labels[pool]
 
 
-def _check(y: torch.Tensor, pool: torch.Tensor, num_classes: int | None = None) -> int:
+def check_pool(y: torch.Tensor, pool: torch.Tensor, num_classes: int | None = None) -> int:
+    """Validate clean labels ``y: (N,)`` and a pool ``(ℓ,)`` of node ids; return the number of classes."""
     if y.dim() != 1:
         raise ValueError(f"labels must be (N,), got {tuple(y.shape)}")
     c = int(y.max()) + 1 if num_classes is None else num_classes
@@ -82,19 +89,40 @@ def label_budget(fraction: float, pool_size: int) -> int:
     return math.ceil(fraction * pool_size - 1e-9)
 
 
-def top_two_classes(y: torch.Tensor, pool: torch.Tensor) -> tuple[int, int]:
-    """The two most frequent classes among the pool's clean labels (ties: lower id)."""
-    counts = torch.bincount(y[pool])
-    if int((counts > 0).sum()) < 2:
-        raise ValueError("a BIN attack needs at least two classes in the pool")
-    a, b = torch.topk(counts, 2).indices.tolist()
+def bin_pair(known: torch.Tensor, pool_labels: torch.Tensor | None = None) -> tuple[int, int]:
+    """The two classes a BIN attack flips between: the largest two among ``known``.
+
+    ``known: (n,)`` are the labels the attacker knows for the graph's nodes: all true labels
+    (the paper's attacker), or the pool's labels plus pseudo-labels elsewhere. Ties go to
+    the lower class id (a stable sort; ``torch.topk`` breaks ties arbitrarily). Returns
+    ``(a, b)`` with ``count(a) ≥ count(b)``. With ``pool_labels`` (the pool's clean labels)
+    it also checks that the pool holds a node of the pair, or nothing could be flipped.
+    """
+    if known.dim() != 1 or known.numel() == 0:
+        raise ValueError(f"known labels must be a non-empty (n,) tensor, got {tuple(known.shape)}")
+    counts = torch.bincount(known).tolist()
+    order = sorted(range(len(counts)), key=lambda k: (-counts[k], k))
+    if len(order) < 2 or counts[order[1]] == 0:
+        raise ValueError("a BIN attack needs at least two classes among the known labels, "
+                         f"got class counts {counts}")
+    a, b = order[0], order[1]
+    if pool_labels is not None and not bool(((pool_labels == a) | (pool_labels == b)).any()):
+        raise ValueError(f"the BIN pair ({a}, {b}), the two largest classes of the graph, is absent "
+                         f"from the labelled pool (pool classes {sorted(set(pool_labels.tolist()))})")
     return a, b
 
 
-def _eligible(y, pool, budget, binary):
+def eligible(y: torch.Tensor, pool: torch.Tensor, budget: int, binary: bool,
+             pair: tuple[int, int] | None = None) -> tuple[torch.Tensor, dict[int, int] | None]:
+    """Pool nodes an attack may flip ``(k,)`` and, for BIN, the swap ``{a: b, b: a}``.
+
+    BIN uses ``pair`` (default :func:`bin_pair` of all of ``y``). Checks ``1 ≤ budget ≤ k``.
+    """
     if binary:
-        a, b = top_two_classes(y, pool)
+        a, b = pair if pair is not None else bin_pair(y, y[pool])
         cand = pool[(y[pool] == a) | (y[pool] == b)]
+        if cand.numel() == 0:
+            raise ValueError(f"the BIN pair ({a}, {b}) is absent from the labelled pool")
         other = {a: b, b: a}
     else:
         cand, other = pool, None
@@ -116,11 +144,12 @@ def _relabel(y, nodes, other, num_classes, gen):
     return out
 
 
-def random_attack(y, pool, budget: int, *, binary: bool = False, seed: int = 0, num_classes=None) -> LabelAttack:
-    """``budget`` random pool nodes get a random wrong class (BIN: the other top class)."""
+def random_attack(y, pool, budget: int, *, binary: bool = False, seed: int = 0, num_classes=None,
+                  pair: tuple[int, int] | None = None) -> LabelAttack:
+    """``budget`` random pool nodes get a random wrong class (BIN: the other class of ``pair``)."""
     start = time.perf_counter()
-    c = _check(y, pool, num_classes)
-    cand, other = _eligible(y, pool, budget, binary)
+    c = check_pool(y, pool, num_classes)
+    cand, other = eligible(y, pool, budget, binary, pair)
     gen = torch.Generator().manual_seed(seed)
     nodes = cand[torch.randperm(cand.numel(), generator=gen)[:budget]]
     labels = _relabel(y, nodes, other, c, gen)
@@ -129,11 +158,11 @@ def random_attack(y, pool, budget: int, *, binary: bool = False, seed: int = 0, 
 
 
 def degree_attack(y, pool, budget: int, edge_index, *, binary: bool = False, seed: int = 0,
-                  num_classes=None) -> LabelAttack:
+                  num_classes=None, pair: tuple[int, int] | None = None) -> LabelAttack:
     """The ``budget`` pool nodes of largest degree get a random wrong class (BIN: swap)."""
     start = time.perf_counter()
-    c = _check(y, pool, num_classes)
-    cand, other = _eligible(y, pool, budget, binary)
+    c = check_pool(y, pool, num_classes)
+    cand, other = eligible(y, pool, budget, binary, pair)
     deg = degrees(edge_index, y.numel())[cand]
     order = torch.argsort(deg, descending=True, stable=True)
     nodes = cand[order[:budget]]
@@ -153,6 +182,7 @@ def linear_surrogate_attack(
     binary: bool = False,
     name: str = "linear",
     num_classes: int | None = None,
+    pair: tuple[int, int] | None = None,
 ) -> LabelAttack:
     """Exact best ``budget`` flips against a linear surrogate ``Z_T = M Ŷ_L``.
 
@@ -160,24 +190,25 @@ def linear_surrogate_attack(
     :func:`~.surrogates.ntk_map`; ``target_labels: (|targets|,)`` the labels the attacker
     assumes for the targets (true test labels, or pseudo-labels). Minimises
     ``Σ_j ⟨Z_j, Y_j⟩`` over label matrices that differ from the clean pool labels in
-    exactly ``budget`` rows.
+    exactly ``budget`` rows. BIN swaps within ``pair`` (default :func:`bin_pair` of ``y``).
     """
     start = time.perf_counter()
-    c = _check(y, pool, num_classes)
-    _eligible(y, pool, budget, binary)  # validates the budget against the eligible nodes
+    c = check_pool(y, pool, num_classes)
+    pair = (pair or bin_pair(y, y[pool])) if binary else None
+    eligible(y, pool, budget, binary, pair)  # validates the budget against the eligible nodes
     if m.shape != (targets.numel(), pool.numel()):
         raise ValueError(f"M must be ({targets.numel()}, {pool.numel()}), got {tuple(m.shape)}")
     y_t = torch.nn.functional.one_hot(target_labels, c).to(m.dtype)
     s = m.t() @ y_t  # (ℓ, C): S[i, c] = Σ_j M_ji [y_j = c]
     yl = y[pool]
     own = s.gather(1, yl[:, None]).squeeze(1)
-    if binary:
-        a, b = top_two_classes(y, pool)
-        eligible = (yl == a) | (yl == b)
+    if pair is not None:
+        a, b = pair
+        ok = (yl == a) | (yl == b)
         swap = torch.where(yl == a, torch.full_like(yl, b), torch.full_like(yl, a))
         new = swap
         gain = own - s.gather(1, swap[:, None]).squeeze(1)
-        gain = torch.where(eligible, gain, torch.full_like(gain, -math.inf))
+        gain = torch.where(ok, gain, torch.full_like(gain, -math.inf))
     else:
         masked = s.clone()
         masked.scatter_(1, yl[:, None], math.inf)
@@ -198,6 +229,8 @@ def lafak_attack(
     m: torch.Tensor,
     budget: int,
     *,
+    original: bool = True,
+    pair: tuple[int, int] | None = None,
     steps: int = 100,
     lr: float = 1e-4,
     temperature: float = 0.5,
@@ -206,18 +239,25 @@ def lafak_attack(
 ) -> LabelAttack:
     """LafAK: flip between the two largest classes, chosen by a relaxed accuracy objective.
 
-    With ``±1`` labels for classes ``a``/``b``, the surrogate predicts ``K (y_L ⊙ z)`` for
-    the targets of those classes (``K`` = rows/columns of ``m``), where ``z_i = 1 − 2·f_i``
-    and ``f_i ∈ (0, 1)`` is a relaxed flip drawn with logistic noise from the flip
-    probability ``α_i`` (temperature ``temperature``). Accuracy is relaxed to
-    ``mean tanh(τ·K(y_L ⊙ z)) · y_T`` and minimised by SGD on ``α``; each ``τ`` of
-    ``taus`` is tried and the one whose discrete top-``budget`` flips give the lowest
-    surrogate accuracy wins (as in the original code).
+    With ``±1`` labels for the classes ``pair = (a, b)`` (default :func:`bin_pair` of ``y``),
+    the surrogate predicts ``K (y_L ⊙ z)`` for the targets of those classes (``K`` =
+    rows/columns of ``m: (|targets|, |pool|)``), where ``z_i = 1 − 2·f_i`` and ``f_i ∈ (0, 1)``
+    is a relaxed flip drawn with logistic noise from the flip probability ``α_i``
+    (temperature ``temperature``). Accuracy is relaxed to ``mean tanh(τ·K(y_L ⊙ z)) · y_T``
+    and minimised by SGD on ``α``; each ``τ`` of ``taus`` is tried and the one whose
+    discrete flips give the lowest surrogate accuracy wins.
+
+    ``original=True`` follows LafAK's released code: one noise scalar per SGD step shared
+    by all nodes, only nodes with ``α_i > 0.5`` are flipped (the largest first, at most
+    ``budget``, so possibly fewer), and ties between ``τ`` values go to the largest ``τ``.
+    The caller passes all unlabelled nodes as ``targets``, as the original does.
+    ``original=False`` (our first version, "lafak-topb") draws noise per node, always flips
+    exactly ``budget`` nodes and breaks ties towards the smallest ``τ``.
     """
     start = time.perf_counter()
-    _check(y, pool)
-    a, b = top_two_classes(y, pool)
-    _eligible(y, pool, budget, True)
+    check_pool(y, pool)
+    a, b = pair or bin_pair(y, y[pool])
+    eligible(y, pool, budget, True, (a, b))
     yl = y[pool]
     keep_l = (yl == a) | (yl == b)
     keep_t = (target_labels == a) | (target_labels == b)
@@ -230,12 +270,13 @@ def lafak_attack(
         z = 1.0 - 2.0 * flip_mask.double()
         return float(((k @ (sign_l * z)).sign() == sign_t).double().mean())
 
-    best = (math.inf, None)
+    best: tuple[float, torch.Tensor] = (math.inf, torch.empty(0, dtype=torch.long))
     for tau in taus:
         alpha = torch.full((int(keep_l.sum()),), 0.5, dtype=torch.float64, requires_grad=True)
         opt = torch.optim.SGD([alpha], lr=lr)
         for _ in range(steps):
-            u = torch.rand(alpha.shape, generator=gen, dtype=torch.float64).clamp(1e-6, 1 - 1e-6)
+            shape = () if original else alpha.shape
+            u = torch.rand(shape, generator=gen, dtype=torch.float64).clamp(1e-6, 1 - 1e-6)
             a_c = alpha.clamp(1e-6, 1 - 1e-6)
             logits = (torch.log(a_c) - torch.log1p(-a_c) + torch.log(u) - torch.log1p(-u)) / temperature
             z = 1.0 - 2.0 * torch.sigmoid(logits)
@@ -245,16 +286,20 @@ def lafak_attack(
             opt.step()
             with torch.no_grad():
                 alpha.clamp_(0.0, 1.0)
-        order = torch.argsort(alpha.detach(), descending=True, stable=True)[:budget]
-        mask = torch.zeros_like(alpha, dtype=torch.bool)
+        al = alpha.detach()
+        order = torch.argsort(al, descending=True, stable=True)[:budget]
+        if original:
+            order = order[al[order] > 0.5]
+        mask = torch.zeros_like(al, dtype=torch.bool)
         mask[order] = True
         acc = surrogate_acc(mask)
-        if acc < best[0]:
+        if acc < best[0] or (original and acc == best[0]):
             best = (acc, order)
     chosen = pool[keep_l][best[1]]
     labels = y.clone()
     labels[chosen] = torch.where(y[chosen] == a, torch.full_like(chosen, b), torch.full_like(chosen, a))
-    return LabelAttack("lafak", labels, chosen.sort().values, budget, time.perf_counter() - start)
+    return LabelAttack("lafak" if original else "lafak-topb", labels, chosen.sort().values, budget,
+                       time.perf_counter() - start)
 
 
 def attacker_labels(
@@ -293,6 +338,7 @@ def lp_attack(
     budget: int,
     *,
     gamma: float = 0.1,
+    pair: tuple[int, int] | None = None,
     temperature: float = 10.0,
     lam: float = 0.01,
     steps: int = 1500,
@@ -300,7 +346,7 @@ def lp_attack(
 ) -> LabelAttack:
     """LP (Liu et al., NeurIPS 2019): attack label propagation on a feature-similarity graph.
 
-    Binary (the two largest classes, ``±1`` labels). Label propagation with similarities
+    Binary (``pair``, default :func:`bin_pair` of ``y``; ``±1`` labels). Label propagation with similarities
     ``S_ij = exp(−γ‖x_i − x_j‖²)`` predicts the targets as ``K y_L`` with the harmonic
     solution ``K = (D_TT − S_TT)^{-1} S_TL``. Each pool node has a flip weight ``α_i``
     (expected label ``y_i (1 − 2α_i)``); gradient ascent on
@@ -308,9 +354,9 @@ def lp_attack(
     are flipped. Deterministic, as the released code (its Gumbel noise is switched off).
     """
     start = time.perf_counter()
-    _check(y, pool)
-    a, b = top_two_classes(y, pool)
-    _eligible(y, pool, budget, True)
+    check_pool(y, pool)
+    a, b = pair or bin_pair(y, y[pool])
+    eligible(y, pool, budget, True, (a, b))
     yl, keep_l = y[pool], (y[pool] == a) | (y[pool] == b)
     keep_t = (target_labels == a) | (target_labels == b)
     lab_nodes, tgt_nodes = pool[keep_l], targets[keep_t]
@@ -367,8 +413,8 @@ def mg_attack(
     the gradient's choice of class.)
     """
     start = time.perf_counter()
-    c = _check(y, pool)
-    _eligible(y, pool, budget, False)
+    c = check_pool(y, pool)
+    eligible(y, pool, budget, False)
     k = _harmonic_map(x, pool, targets, gamma)
     y0 = torch.zeros(y.numel(), c, dtype=torch.float64)
     y0[pool] = torch.nn.functional.one_hot(y[pool], c).double()

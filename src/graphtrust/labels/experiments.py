@@ -45,7 +45,7 @@ from .attacks import (
     lp_attack,
     mg_attack,
     random_attack,
-    top_two_classes,
+    bin_pair,
 )
 from .meta import meta_attack
 from .protocol import Protocol, corrected_protocol, evaluate, pitfall_steps
@@ -54,10 +54,11 @@ from .surrogates import gcn_ntk, lafak_map, ntk_map, sgc_features, sgc_map
 __all__ = ["ATTACKS", "PREVIOUS", "Attacker", "run", "cost", "representations", "accuracy_table", "merge", "complete"]
 
 #: every attack, in the order of the chapter's tables; ``name:pseudo`` uses pseudo-labels
-ATTACKS = ("random", "random-bin", "degree", "degree-bin", "lp", "mg", "lafak",
+ATTACKS = ("random", "random-bin", "degree", "degree-bin", "lp", "mg", "lafak", "lafak-topb",
            "sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")  # fmt: skip
-#: the attacks that predate the paper (the "previous best" is the strongest of these)
-PREVIOUS = ("random", "random-bin", "degree", "degree-bin", "lp", "mg", "lafak")
+#: the attacks that predate the paper (the "previous best" is the strongest of these);
+#: "lafak" is LafAK as released, "lafak-topb" our first version of it (see ``lafak_attack``)
+PREVIOUS = ("random", "random-bin", "degree", "degree-bin", "lp", "mg", "lafak", "lafak-topb")
 #: how the defender's models were trained, recorded per split in saved runs
 TRAINER = "batched (graphtrust.labels.ensemble)"
 
@@ -122,21 +123,26 @@ class Attacker:
         elif base == "mg":
             res = mg_attack(d.x, d.edge_index, y, pool, targets, b)
         else:
+            original = base == "lafak"  # LafAK as released targets every unlabelled node
+            if original:
+                targets = torch.ones(y.numel(), dtype=torch.bool).index_fill_(0, pool, False).nonzero().view(-1)
             seen = attacker_labels(y, pool, targets, self.xhat.float(), knowledge)
+            assumed = y.clone()  # the labels the attacker works with: pool + true or pseudo targets
+            assumed[targets] = seen
+            known = y if knowledge == "true" else torch.cat([y[pool], seen])
+            pair = bin_pair(known, y[pool])
             if base == "lp":
-                res = lp_attack(d.x, y, pool, targets, seen, b)
-            elif base == "lafak":
-                ab = top_two_classes(y, pool)
-                assumed = y.clone()
-                assumed[targets] = seen
-                m = lafak_map(d.x, d.edge_index, pool, targets, assumed, ab)
-                res = lafak_attack(y, pool, targets, seen, m, b)
+                res = lp_attack(d.x, y, pool, targets, seen, b, pair=pair)
+            elif base in ("lafak", "lafak-topb"):
+                m = lafak_map(d.x, d.edge_index, pool, targets, assumed, pair)
+                res = lafak_attack(y, pool, targets, seen, m, b, original=original, pair=pair, seed=self.seed)
             elif base in ("sgc", "sgc-bin", "ntk", "ntk-bin"):
                 kind = base.split("-")[0]
                 res = linear_surrogate_attack(y, pool, targets, seen, self._map(kind, pool, targets), b,
-                                              binary=binary, name=base)
+                                              binary=binary, name=base, pair=pair)
             else:  # meta, meta-bin
-                res = meta_attack(d.x, d.edge_index, y, pool, targets, seen, b, binary=binary, seed=self.seed)
+                res = meta_attack(d.x, d.edge_index, y, pool, targets, seen, b, binary=binary, pair=pair,
+                                  seed=self.seed)
         self.seconds.setdefault(name, []).append(time.perf_counter() - t)
         self._labels[key] = res
         return res

@@ -26,7 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..graph import as_operator, normalized_sparse
-from .attacks import LabelAttack, _check, _eligible, top_two_classes
+from .attacks import LabelAttack, bin_pair, check_pool, eligible
 
 __all__ = ["ksubset_marginals", "meta_attack"]
 
@@ -104,6 +104,7 @@ def meta_attack(
     budget: int,
     *,
     binary: bool = False,
+    pair: tuple[int, int] | None = None,
     hidden: int = 16,
     steps: int = 15,
     inner_lr: float = 0.01,
@@ -116,8 +117,9 @@ def meta_attack(
 ) -> LabelAttack:
     """Meta-gradient label attack with a GCN surrogate (see the module docstring)."""
     start = time.perf_counter()
-    c = _check(y, pool)
-    _eligible(y, pool, budget, binary)
+    c = check_pool(y, pool)
+    pair = (pair or bin_pair(y, y[pool])) if binary else None
+    eligible(y, pool, budget, binary, pair)
     gen = torch.Generator().manual_seed(seed)
     n = y.numel()
     xs = x.float()
@@ -126,8 +128,8 @@ def meta_attack(
     a_op = normalized_sparse(edge_index, n).float().to_sparse_csr()
     yl = y[pool]
     onehot_l = F.one_hot(yl, c).float()
-    if binary:
-        a, b = top_two_classes(y, pool)
+    if pair is not None:
+        a, b = pair
         cand_node = ((yl == a) | (yl == b)).nonzero().view(-1)
         cand_class = torch.where(yl[cand_node] == a, b, a)
     else:
