@@ -14,7 +14,7 @@ from typing import Any
 
 from . import config
 
-__all__ = ["Result", "save", "load"]
+__all__ = ["Result", "mean_std"]
 
 
 @dataclass
@@ -54,9 +54,28 @@ class Result:
         return cls(**raw)
 
 
-def save(result: Result, path: str | Path) -> Path:
-    return result.save(path)
+def mean_std(df, index, columns, values: str, *, scale: float = 100.0, digits: int = 1,
+             order: dict[str, list] | None = None):
+    """A table of ``mean ± std`` strings: ``df[values]`` grouped by ``index`` × ``columns``.
 
+    ``std`` is the sample standard deviation (``ddof=1``) over the records of each group
+    (e.g. the random pools); a group of one record shows its value alone. ``scale``
+    multiplies both (100: fractions to %). ``order`` fixes the order of index or column
+    values (``{"protocol": [...]}``); values not listed are dropped. Returns a
+    ``DataFrame`` of strings (rendered as an HTML table in a notebook) with the group
+    sizes in ``.attrs["n"]``.
+    """
+    import pandas as pd
 
-def load(path: str | Path) -> Result:
-    return Result.load(path)
+    stats = df.pivot_table(index=index, columns=columns, values=values, aggfunc=["mean", "std", "count"],
+                           observed=True)
+    mean, std, n = stats["mean"] * scale, stats["std"] * scale, stats["count"]
+    out = mean.map(lambda v: f"{v:.{digits}f}") + std.map(lambda v: "" if pd.isna(v) else f" ± {v:.{digits}f}")
+    out = out.where(mean.notna(), "")
+    for key, vals in (order or {}).items():
+        for axis, names in ((0, out.index.names), (1, out.columns.names)):
+            if key in names:
+                keep = [v for v in vals if v in out.axes[axis].get_level_values(key)]
+                out = out.reindex(keep, axis=axis, level=key if len(names) > 1 else None)
+    out.attrs["n"] = n
+    return out

@@ -11,6 +11,7 @@ from graphtrust.labels.experiments import (
     representations,
     run,
 )
+from graphtrust.labels import bin_pair
 from graphtrust.labels.protocol import corrected_protocol
 
 
@@ -52,7 +53,7 @@ def test_tiny_run_is_complete_and_mergeable(data, monkeypatch):
         "epochs": 30, "patience": 10})
     r = run(sz, show_progress=False)
     e = r.data["datasets"]["cora_ml"]
-    assert [row["protocol"] for row in e["pitfalls"]][0] == "flawed" and len(e["pitfalls"]) == 5
+    assert "pitfalls" not in e  # the pitfall rows are the label_pitfalls experiment (labels.cells)
     assert set(e["attacks"]) == {"random", "sgc-bin"} and len(e["attacks"]["sgc-bin"]["0.2"]["gcn"]) == 1
     assert set(e["cost"]) == set(ATTACKS)
     rows = accuracy_table(r, "cora_ml")
@@ -82,14 +83,41 @@ def test_tiny_run_is_complete_and_mergeable(data, monkeypatch):
     assert complete(m, swept) is False and complete(m4, swept)  # the sweep needs every budget
     r3 = run(config.Sizes("label_poisoning", "quick", {**sz, "splits": (1,), "pitfall_splits": (1,),
                                                        "budgets": (0.1, 0.2)}), show_progress=False)
-    m3 = merge(r, r3)  # a new split extends every cell, the pitfalls and the record of splits
+    m3 = merge(r, r3)  # a new split extends every cell and the record of splits
     e3 = m3.data["datasets"]["cora_ml"]
     assert e3["attacks"]["sgc-bin"]["0.2"]["gcn"] == e["attacks"]["sgc-bin"]["0.2"]["gcn"] + \
         r3.data["datasets"]["cora_ml"]["attacks"]["sgc-bin"]["0.2"]["gcn"]
-    assert e3["splits"]["gcn"] == [0, 1] and e3["pitfall_splits"] == [0, 1] and len(e3["pitfalls"][0]["clean"]) == 2
+    assert e3["splits"]["gcn"] == [0, 1]
     assert len(e3["chosen"]["gcn/clean/0.0"]) == 2 and m3.data["splits"] == [0, 1]
     assert m3.data["budgets"] == [0.1, 0.2] and len(e3["attacks"]["random"]["0.1"]["gcn"]) == 1  # a budget only r3 ran
     assert set(e3["budget_flips"]) == {"0.1", "0.2"}
     two = config.Sizes("label_poisoning", "quick", {**sz, "splits": (0, 1), "pitfall_splits": (0, 1)})
     assert complete(r, two) is False and complete(m3, two)
     assert torch.isfinite(torch.tensor(e["clean"]["gcn"])).all()
+
+
+def test_pitfall_experiment_on_the_harness(data, monkeypatch, tmp_path):
+    from graphtrust import experiment
+    from graphtrust.labels import summary
+    from graphtrust.labels.cells import PITFALLS, STEPS
+
+    monkeypatch.setattr(datasets, "load", lambda name, **kw: data)
+    sz = config.Sizes("label_poisoning", "quick", {
+        **config.sizes("label_poisoning", "quick"), "pool_size": {"cora_ml": 30}, "validation": 60,
+        "pitfall_attacks": ("lafak", "sgc-bin"), "pitfall_splits": (0, 1), "pitfall_large_pool": {"cora_ml": 40},
+        "epochs": 30, "patience": 10})
+    grid = PITFALLS.grid(sz)
+    assert len(grid) == 1 * len(STEPS) * 3 * 2
+    monkeypatch.setattr(PITFALLS, "sizes", lambda profile=None: sz)
+    out = tmp_path / "pit.jsonl"
+    part = experiment.run(PITFALLS, out=out, only={"protocol": ["flawed", "corrected"]}, show_progress=False)
+    assert len(part.missing(grid)) == len(grid) - 12
+    whole = experiment.run(PITFALLS, out=out, show_progress=False)  # resumes: measures the rest only
+    assert whole.complete(grid) and len(experiment.load(out).records) == len(grid)
+    df = whole.records
+    att = df[df.attack != "clean"]
+    exact = att[att.attack == "sgc-bin"]
+    assert (att.flips <= att.budget).all() and (exact.flips == exact.budget).all()
+    assert set(att.pair) == {",".join(map(str, bin_pair(data.y)))}
+    eff = summary.protocol_effect(df)
+    assert set(eff.attack) == {"lafak", "sgc-bin"} and "95 % CI" in eff

@@ -2,8 +2,6 @@
 
 ``run(sizes)`` evaluates, for every dataset of the profile,
 
-* the **pitfalls**: clean training and a few attacks under each protocol of
-  :func:`~.protocol.pitfall_steps` (flawed → corrected, one pitfall at a time);
 * the **main table**: every attack under the corrected protocol over repeated random pools
   (one attack per pool, reused by all victims), at every budget for the ``sweep_victims``
   and at the main budget for the other victims;
@@ -48,7 +46,7 @@ from .attacks import (
     bin_pair,
 )
 from .meta import meta_attack
-from .protocol import Protocol, corrected_protocol, evaluate, pitfall_steps
+from .protocol import Protocol, corrected_protocol, evaluate
 from .surrogates import gcn_ntk, lafak_map, ntk_map, sgc_features, sgc_map
 
 __all__ = ["ATTACKS", "PREVIOUS", "Attacker", "run", "cost", "representations", "accuracy_table", "merge", "complete"]
@@ -179,18 +177,6 @@ def run(sz=None, show_progress: bool = True, checkpoint: str | None = None) -> R
                                  "budget_flips": {str(b): label_budget(b, pool_size) for b in sz.budgets}}
         entry["splits"] = {v: list(sz.splits) for v in sz.victims}
         entry["trainer"] = {v: [TRAINER] * len(sz.splits) for v in sz.victims}
-        # pitfalls: GCN, flawed -> corrected (run with the GCN part of a split run)
-        rows = []
-        steps = [] if "gcn" not in sz.victims else pitfall_steps(pool_size, sz.validation, sz.folds, sz.grid,
-                                                                 epochs=sz.epochs, patience=sz.patience)
-        for what, protocol in steps:
-            row: dict[str, Any] = {"step": what, "protocol": protocol.name}
-            for attack in (None, *sz.pitfall_attacks):
-                ev = evaluate(protocol, data, "gcn", attacker.poison(attack, sz.main_budget), sz.pitfall_splits)
-                row[attack or "clean"] = ev.accuracies
-            rows.append(row)
-        entry["pitfalls"] = rows
-        entry["pitfall_splits"] = list(sz.pitfall_splits) if rows else []
         # main table: corrected protocol, every victim, attack and budget
         protocol = _protocol(sz, pool_size)
         cells = [(v, None, 0.0) for v in sz.victims] + [
@@ -298,7 +284,7 @@ def merge(base: Result, extra: Result) -> Result:
     Runs must share folds, grid and main budget (budgets may differ: a part can run the
     main budget only). A victim new to a dataset is added; a victim
     both runs hold is extended by ``extra``'s splits, which must be new to ``base`` (each
-    cell's list of per-split accuracies is concatenated); so are the pitfall rows.
+    cell's list of per-split accuracies is concatenated).
 
     A victim both runs hold on exactly the same splits is instead extended by
     ``extra``'s *budgets* (a part that adds budgets to a finished sweep): its attack cells
@@ -342,20 +328,6 @@ def merge(base: Result, extra: Result) -> Result:
             before = trainer.get(victim, ["one model at a time"] * len(old_splits[victim])) if extend else []
             trainer[victim] = before + entry.get("trainer", {}).get(victim, ["one model at a time"] * len(splits))
             old_splits[victim] = (old_splits[victim] if extend else []) + list(splits)
-        if entry.get("pitfalls"):
-            old_p = old.setdefault("pitfall_splits", list(data["splits"]) if old.get("pitfalls") else [])
-            if set(old_p) & set(entry["pitfall_splits"]):
-                raise ValueError(f"{name}: pitfall splits overlap")
-            if not old.get("pitfalls"):
-                old["pitfalls"] = entry["pitfalls"]
-            else:
-                for row_old, row_new in zip(old["pitfalls"], entry["pitfalls"]):
-                    if row_old["step"] != row_new["step"]:
-                        raise ValueError(f"{name}: pitfall steps differ")
-                    for k, v in row_new.items():
-                        if isinstance(v, list):
-                            row_old[k] = row_old.get(k, []) + v
-            old["pitfall_splits"] = old_p + list(entry["pitfall_splits"])
         old.setdefault("budget_flips", {}).update(entry.get("budget_flips", {}))
         for k, v in entry.get("attack_seconds", {}).items():
             old.setdefault("attack_seconds", {}).setdefault(k, []).extend(v)
@@ -387,7 +359,7 @@ def _add_budgets(name: str, old: dict, entry: dict, victim: str) -> None:
 def complete(result: Result, sz=None) -> bool:
     """Whether ``result`` holds every cell of the profile ``sz`` (default: full) on all its splits.
 
-    That is: every dataset, its pitfall rows on every pitfall split, and for every victim
+    That is: every dataset, and for every victim
     the clean accuracy and every attack at every budget (the ``sweep_victims``) or at the
     main budget (the other victims), each on every split.
     """
@@ -395,7 +367,7 @@ def complete(result: Result, sz=None) -> bool:
     sweep = set(sz.get("sweep_victims", sz.victims))
     for name in sz.datasets:
         entry = result.data["datasets"].get(name)
-        if entry is None or len(entry.get("pitfall_splits", result.data["splits"])) < len(sz.pitfall_splits):
+        if entry is None:
             return False
         splits = entry.get("splits", {v: result.data["splits"] for v in entry["clean"]})
         if any(len(set(splits.get(v, ()))) < len(sz.splits) for v in sz.victims):
@@ -418,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="only these budgets of the profile (the main budget must be among them "
                              "unless every victim of the run is a sweep victim)")
     parser.add_argument("--splits", type=int, nargs="+", default=None,
-                        help="only these splits of the profile (also for the pitfalls)")
+                        help="only these splits of the profile")
     parser.add_argument("--merge", nargs="+", default=None, help="saved run(s) to add this one to")
     parser.add_argument("--merge-only", action="store_true", help="only merge the --merge files into --out")
     args = parser.parse_args(argv)
@@ -432,7 +404,6 @@ def main(argv: list[str] | None = None) -> int:
             over[key] = tuple(vals)
     if args.num_splits:
         over["splits"] = tuple(sz.splits[: args.num_splits])
-        over["pitfall_splits"] = tuple(sz.pitfall_splits[: args.num_splits])
     if args.budgets:
         unknown = sorted(set(args.budgets) - set(sz.budgets))
         victims = over.get("victims", sz.victims)
@@ -446,7 +417,6 @@ def main(argv: list[str] | None = None) -> int:
         if unknown:
             parser.error(f"splits {unknown} not in the {sz.profile} profile's splits {list(sz.splits)}")
         over["splits"] = tuple(args.splits)
-        over["pitfall_splits"] = tuple(s for s in args.splits if s in sz.pitfall_splits)
     if over:
         sz = config.Sizes("label_poisoning", sz.profile, {**sz, **over})
     if args.merge_only:

@@ -101,15 +101,21 @@ def corrected_protocol(pool_size: int = 140, folds: int = 2, grid: Sequence[dict
 
 
 def pitfall_steps(pool_size: int = 140, validation: int = 500, folds: int = 2,
-                  grid: Sequence[dict] = DEFAULT_GRID, **kw) -> list[tuple[str, Protocol]]:
+                  grid: Sequence[dict] = DEFAULT_GRID, large_pool: int | None = None,
+                  **kw) -> list[tuple[str, Protocol]]:
     """From the flawed to the corrected protocol, fixing one pitfall at a time.
 
     Returns ``(what changed, protocol)`` pairs; P5 (report mean ± std over splits) holds for
     every row. The order follows how a defender's situation becomes realistic: the labelled
     nodes are drawn at random (P2), the validation set shrinks to the pool's size (P1), the
-    validation labels come from the poisoned pool (P4), the defender tunes (P3).
+    validation labels come from the poisoned pool (P4), the defender tunes (P3). With
+    ``large_pool`` a last row keeps the corrected protocol and draws a larger random pool
+    (the paper's: 40 labelled nodes per class in expectation; budgets scale with the pool).
     """
     grid = tuple(grid)
+    extra = [] if large_pool is None else [
+        (f"corrected, with a random pool of {large_pool} labelled nodes (the paper's size)",
+         Protocol("corrected-large", False, large_pool, 0, folds, grid, **kw))]
     return [
         ("flawed: class-equalised pool, 500 clean validation labels, fixed setting",
          Protocol("flawed", True, pool_size, validation, 0, FIXED, **kw)),
@@ -121,7 +127,7 @@ def pitfall_steps(pool_size: int = 140, validation: int = 500, folds: int = 2,
          Protocol("P2+P1+P4", False, pool_size, 0, folds, FIXED, **kw)),
         ("P3 fixed: hyper-parameters tuned by CV = corrected",
          Protocol("corrected", False, pool_size, 0, folds, grid, **kw)),
-    ]
+    ] + extra
 
 
 def cv_folds(labels: torch.Tensor, folds: int, seed: int = 0) -> list[tuple[torch.Tensor, torch.Tensor]]:

@@ -14,7 +14,7 @@ from ..results import Result
 from ..training import summarize
 from .experiments import PREVIOUS
 
-__all__ = ["NEW", "coverage", "victim_table", "claims"]
+__all__ = ["NEW", "coverage", "victim_table", "claims", "pitfall_drops", "protocol_effect"]
 
 #: the paper's attacks (true-label knowledge); the older ones are ``experiments.PREVIOUS``
 NEW = ("sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")
@@ -100,3 +100,52 @@ def claims(result: Result) -> dict[str, Any]:
         "mean_bin_gain": sum(gains) / len(gains) if gains else float("nan"),
         "bin_wins": sum(g > 0 for g in gains), "num_bin": len(gains),
     }
+
+
+def pitfall_drops(records) -> Any:
+    """Accuracy drop (points) of every attack against clean training on the same pool.
+
+    ``records``: the ``label_pitfalls`` experiment's records (a ``DataFrame``). Returns one
+    row per (dataset, protocol, attack, split) with ``drop = 100·(clean − attacked)``; the
+    clean and attacked models see the same pool, so the drop is paired per pool.
+    """
+    df = records
+    clean = df[df.attack == "clean"].set_index(["dataset", "protocol", "split"])["accuracy"]
+    att = df[df.attack != "clean"].copy()
+    att["drop"] = 100 * (clean.reindex(pd_index(att)).to_numpy() - att["accuracy"].to_numpy())
+    return att
+
+
+def pd_index(df) -> Any:
+    import pandas as pd
+
+    return pd.MultiIndex.from_frame(df[["dataset", "protocol", "split"]])
+
+
+def protocol_effect(records, first: str = "flawed", last: str = "corrected", level: float = 0.95) -> Any:
+    """How much stronger each attack looks under ``first`` than under ``last`` (points of drop).
+
+    One row per (dataset, attack): the mean drop under each protocol (over pools), their
+    difference ``first − last`` (positive: the flawed protocol overstates the attack) and a
+    Welch ``level`` confidence interval of that difference (the two protocols draw
+    different pools, so the drops are not paired across protocols).
+    """
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    d = pitfall_drops(records)
+    rows = []
+    for (name, attack), g in d.groupby(["dataset", "attack"], sort=False):
+        a, b = g[g.protocol == first]["drop"].to_numpy(), g[g.protocol == last]["drop"].to_numpy()
+        if len(a) < 2 or len(b) < 2:
+            continue
+        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        diff, se = a.mean() - b.mean(), np.sqrt(va + vb)
+        dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if va + vb > 0 else 1.0
+        half = stats.t.ppf(0.5 + level / 2, dof) * se
+        rows.append({"dataset": name, "attack": attack, f"drop, {first} (pts)": a.mean(),
+                     f"drop, {last} (pts)": b.mean(), "difference (pts)": diff,
+                     f"{round(100 * level)} % CI": f"[{diff - half:.1f}, {diff + half:.1f}]",
+                     "pools": f"{len(a)} / {len(b)}"})
+    return pd.DataFrame(rows).round(1)

@@ -1,0 +1,70 @@
+"""The label-poisoning chapter's experiments on the harness (:mod:`graphtrust.experiment`).
+
+``label_pitfalls``: GCN test accuracy under each protocol of :func:`~.protocol.pitfall_steps`
+(flawed → corrected, one pitfall fixed at a time), clean and under the profile's
+``pitfall_attacks`` at the main budget, one cell per (dataset, protocol step, attack, pool).
+Every attack is computed once per pool and reused by every protocol that draws the same
+pool (all but the class-equalised one). Records: ``accuracy`` (clean test labels),
+``flips`` (labels actually changed: LafAK as released may flip fewer than the budget),
+``budget``, the BIN ``pair`` and the defender's chosen setting.
+
+Run, resume or merge from the command line::
+
+    GRAPHTRUST_PROFILE=full python -m graphtrust.experiments label_pitfalls \\
+        --out book/results/label_pitfalls_full.jsonl [--only dataset=cora_ml]
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import config, datasets
+from ..experiment import Experiment, Grid, register
+from .attacks import bin_pair, label_budget
+from .experiments import Attacker
+from .protocol import evaluate, pitfall_steps
+
+__all__ = ["PITFALLS", "pitfall_grid", "measure_pitfall", "STEPS"]
+
+#: protocol names of :func:`~.protocol.pitfall_steps`, flawed → corrected (→ the paper's pool size)
+STEPS = ("flawed", "P2", "P2+P1", "P2+P1+P4", "corrected", "corrected-large")
+
+
+def pitfall_grid(sz: config.Sizes) -> Grid:
+    """dataset × protocol step × (clean + pitfall attacks) × pool (the larger pool: if the profile has one)."""
+    steps = STEPS if sz.get("pitfall_large_pool") else STEPS[:-1]
+    return Grid.product(dataset=sz.datasets, protocol=steps, attack=("clean", *sz.pitfall_attacks),
+                        split=sz.pitfall_splits)
+
+
+def _steps(sz: config.Sizes, dataset: str) -> dict[str, Any]:
+    large = (sz.get("pitfall_large_pool") or {}).get(dataset)
+    steps = pitfall_steps(sz.pool_size[dataset], sz.validation, sz.folds, sz.grid, large_pool=large,
+                          epochs=sz.epochs, patience=sz.patience)
+    return {p.name: p for _, p in steps}
+
+
+def measure_pitfall(cell: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """GCN accuracy of one (dataset, protocol, attack, pool) cell; see the module docstring."""
+    sz = ctx["sizes"]
+    name = cell["dataset"]
+    if ctx.get("dataset") != name:  # keep one dataset's graph, attack cache and protocols
+        data = datasets.load(name, lcc=True)
+        ctx.update(dataset=name, data=data, attacker=Attacker(data), steps=_steps(sz, name))
+    data, attacker, protocol = ctx["data"], ctx["attacker"], ctx["steps"][cell["protocol"]]
+    attack = None if cell["attack"] == "clean" else cell["attack"]
+    ev = evaluate(protocol, data, "gcn", attacker.poison(attack, sz.main_budget), [cell["split"]])
+    rec: dict[str, Any] = {"accuracy": ev.accuracies[0], "budget": 0, "flips": 0, "pair": "",
+                           "chosen": repr(ev.chosen[0])}
+    if attack is not None:
+        split = protocol.draw(data.y, cell["split"])
+        res = attacker.attack(attack, sz.main_budget, split.train, split.test)
+        rec.update(budget=label_budget(sz.main_budget, split.train.numel()), flips=int(res.flipped.numel()),
+                   pair=",".join(map(str, bin_pair(data.y))) if attack.split(":")[0] in BINARY else "")
+    return rec
+
+
+#: attacks that flip between the BIN pair
+BINARY = ("random-bin", "degree-bin", "lp", "lafak", "lafak-topb", "sgc-bin", "ntk-bin", "meta-bin")
+
+PITFALLS = register(Experiment("label_pitfalls", pitfall_grid, measure_pitfall, chapter="label_poisoning"))
