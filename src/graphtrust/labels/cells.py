@@ -1,5 +1,9 @@
 """The label-poisoning chapter's experiments on the harness (:mod:`graphtrust.experiment`).
 
+``label_attacks``: the main table, one cell per (dataset, victim, attack, budget, pool)
+under the corrected protocol (``attack="clean"`` at budget 0); the sweep victims at every
+budget, the others at the main budget. Records as ``label_pitfalls``.
+
 ``label_pitfalls``: GCN test accuracy under each protocol of :func:`~.protocol.pitfall_steps`
 (flawed → corrected, one pitfall fixed at a time), clean and under the profile's
 ``pitfall_attacks`` at the main budget, one cell per (dataset, protocol step, attack, pool).
@@ -22,9 +26,9 @@ from .. import config, datasets
 from ..experiment import Experiment, Grid, register
 from .attacks import bin_pair, label_budget
 from .experiments import Attacker
-from .protocol import evaluate, pitfall_steps
+from .protocol import corrected_protocol, evaluate, pitfall_steps
 
-__all__ = ["PITFALLS", "pitfall_grid", "measure_pitfall", "STEPS"]
+__all__ = ["PITFALLS", "ATTACK_CELLS", "pitfall_grid", "measure_pitfall", "attack_grid", "measure_attack", "STEPS"]
 
 #: protocol names of :func:`~.protocol.pitfall_steps`, flawed → corrected (→ the paper's pool size)
 STEPS = ("flawed", "P2", "P2+P1", "P2+P1+P4", "corrected", "corrected-large")
@@ -64,7 +68,42 @@ def measure_pitfall(cell: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]
     return rec
 
 
+def attack_grid(sz: config.Sizes) -> Grid:
+    """Clean + every attack: all budgets for the sweep victims, the main budget for the others."""
+    sweep = tuple(v for v in sz.victims if v in sz.get("sweep_victims", sz.victims))
+    other = tuple(v for v in sz.victims if v not in sweep)
+    g = Grid.product(dataset=sz.datasets, victim=sz.victims, attack=("clean",), budget=(0.0,), split=sz.splits)
+    if sweep:
+        g = g | Grid.product(dataset=sz.datasets, victim=sweep, attack=sz.attacks, budget=sz.budgets, split=sz.splits)
+    if other:
+        g = g | Grid.product(dataset=sz.datasets, victim=other, attack=sz.attacks, budget=(sz.main_budget,),
+                             split=sz.splits)
+    return g
+
+
+def measure_attack(cell: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
+    """Accuracy of one victim under one attack on one pool, corrected protocol."""
+    sz = ctx["sizes"]
+    name = cell["dataset"]
+    if ctx.get("dataset") != name:
+        data = datasets.load(name, lcc=True)
+        protocol = corrected_protocol(pool_size=sz.pool_size[name], folds=sz.folds, grid=sz.grid, epochs=sz.epochs,
+                                      patience=sz.patience)
+        ctx.update(dataset=name, data=data, attacker=Attacker(data), protocol=protocol)
+    data, attacker, protocol = ctx["data"], ctx["attacker"], ctx["protocol"]
+    attack = None if cell["attack"] == "clean" else cell["attack"]
+    ev = evaluate(protocol, data, cell["victim"], attacker.poison(attack, cell["budget"]), [cell["split"]])
+    rec: dict[str, Any] = {"accuracy": ev.accuracies[0], "flips": 0, "pair": "", "chosen": repr(ev.chosen[0])}
+    if attack is not None:
+        split = protocol.draw(data.y, cell["split"])
+        res = attacker.attack(attack, cell["budget"], split.train, split.test)
+        rec.update(flips=int(res.flipped.numel()),
+                   pair=",".join(map(str, bin_pair(data.y))) if attack.split(":")[0] in BINARY else "")
+    return rec
+
+
 #: attacks that flip between the BIN pair
 BINARY = ("random-bin", "degree-bin", "lp", "lafak", "lafak-topb", "sgc-bin", "ntk-bin", "meta-bin")
 
 PITFALLS = register(Experiment("label_pitfalls", pitfall_grid, measure_pitfall, chapter="label_poisoning"))
+ATTACK_CELLS = register(Experiment("label_attacks", attack_grid, measure_attack, chapter="label_poisoning"))
