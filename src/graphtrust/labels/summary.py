@@ -14,7 +14,7 @@ from ..results import Result
 from ..training import summarize
 from .experiments import PREVIOUS
 
-__all__ = ["NEW", "coverage", "victim_table", "claims", "pitfall_drops", "protocol_effect"]
+__all__ = ["NEW", "records", "coverage", "victim_table", "claims", "pitfall_drops", "protocol_effect"]
 
 #: the paper's attacks (true-label knowledge); the older ones are ``experiments.PREVIOUS``
 NEW = ("sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")
@@ -22,6 +22,32 @@ NEW = ("sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")
 
 def _mean(values) -> float:
     return 100 * summarize(values).mean
+
+
+def records(result: Result) -> Any:
+    """A saved :func:`.experiments.run` result as flat records, the harness's format.
+
+    One row per (dataset, victim, attack, budget, split) with its ``accuracy`` (a fraction);
+    clean training is ``attack="clean"`` at ``budget=0``. The per-split lists of the nested
+    result are aligned with the victim's ``splits`` (merged parts concatenate both in the
+    same order). This converts the saved full-profile runs without re-running them.
+    """
+    import pandas as pd
+
+    rows = []
+    for name, entry in result.data["datasets"].items():
+        all_splits = entry.get("splits", {v: result.data["splits"] for v in entry["clean"]})
+        for victim, accs in entry["clean"].items():
+            splits = all_splits[victim]
+            cells = [("clean", 0.0, accs)] + [(a, float(b), per_v[victim]) for a, per_b in entry["attacks"].items()
+                                              for b, per_v in per_b.items() if victim in per_v]
+            for attack, budget, values in cells:
+                if len(values) != len(splits):
+                    raise ValueError(f"{name}/{victim}/{attack}/{budget}: {len(values)} values for "
+                                     f"{len(splits)} splits")
+                rows += [{"dataset": name, "victim": victim, "attack": attack, "budget": budget, "split": s,
+                          "accuracy": v} for s, v in zip(splits, values)]
+    return pd.DataFrame(rows)
 
 
 def coverage(result: Result) -> list[dict[str, Any]]:
