@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from graphtrust import config, datasets
+from graphtrust.labels import bin_pair
 from graphtrust.labels.experiments import (
     ATTACKS,
     Attacker,
@@ -11,7 +12,6 @@ from graphtrust.labels.experiments import (
     representations,
     run,
 )
-from graphtrust.labels import bin_pair
 from graphtrust.labels.protocol import corrected_protocol
 
 

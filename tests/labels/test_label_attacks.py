@@ -5,6 +5,7 @@ import torch
 
 from graphtrust import datasets
 from graphtrust.labels import (
+    bin_pair,
     degree_attack,
     gcn_ntk,
     label_budget,
@@ -14,7 +15,6 @@ from graphtrust.labels import (
     random_attack,
     sgc_features,
     sgc_map,
-    bin_pair,
 )
 
 

@@ -5,7 +5,7 @@ from torch_geometric.data import Data
 from torch_geometric.utils import to_undirected
 
 from graphtrust import datasets
-from graphtrust.graph import normalize_dense, to_dense
+from graphtrust.graph import as_operator, normalize_dense, to_dense
 from graphtrust.splits import Split, stratified_split
 from graphtrust.structure import attack, budget_flips
 from graphtrust.structure.constraints import degree_test_mask, degree_test_statistic, singleton_mask
@@ -17,7 +17,7 @@ from graphtrust.structure.metagradient import (
     exact_meta_gradient,
     reference_meta_gradient,
 )
-from graphtrust.structure.surrogate import as_operator, glorot
+from graphtrust.structure.surrogate import glorot
 from graphtrust.structure.victims import uniform_random_walk
 
 

@@ -12,6 +12,7 @@
 from .attacks import (
     LabelAttack,
     attacker_labels,
+    bin_pair,
     degree_attack,
     label_budget,
     lafak_attack,
@@ -19,7 +20,6 @@ from .attacks import (
     lp_attack,
     mg_attack,
     random_attack,
-    bin_pair,
 )
 from .surrogates import gcn_ntk, lafak_map, ntk_map, sgc_features, sgc_map
 

@@ -36,6 +36,7 @@ from ..training import summarize
 from .attacks import (
     LabelAttack,
     attacker_labels,
+    bin_pair,
     degree_attack,
     label_budget,
     lafak_attack,
@@ -43,7 +44,6 @@ from .attacks import (
     lp_attack,
     mg_attack,
     random_attack,
-    bin_pair,
 )
 from .meta import meta_attack
 from .protocol import Protocol, corrected_protocol, evaluate

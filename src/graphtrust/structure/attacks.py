@@ -18,14 +18,13 @@ import torch
 from torch_geometric.data import Data
 
 from .. import config
-from ..graph import from_dense, to_dense
+from ..graph import as_operator, from_dense, to_dense
 from ..models import GCN
 from ..progress import progress
 from ..splits import Split
 from ..training import fit
 from .constraints import degree_test_mask, degree_test_statistic, singleton_mask
 from .metagradient import MetaProblem, approx_meta_gradient, exact_meta_gradient
-from .surrogate import as_operator
 
 __all__ = ["METHODS", "AttackResult", "attack", "budget_flips", "self_training_labels"]
 

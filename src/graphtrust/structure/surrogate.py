@@ -12,8 +12,6 @@ from dataclasses import dataclass
 
 import torch
 
-from ..graph import as_operator  # noqa: F401  (re-exported for the attacks)
-
 warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta state")
 
 

@@ -196,10 +196,6 @@ def cgu_edge_worst_case(m: int, lam: float, hops: int = 2, gamma1: float = 0.25,
     return 16 * gamma2 * hops**2 * (c * gamma1 + lam * c1) ** 2 / (lam**4 * m)
 
 
-def save(result: Result, path: str) -> None:  # pragma: no cover - thin wrapper for the CLI
-    result.save(path)
-
-
 def bounds_trace(problem: Problem, reqs: list[torch.Tensor], **kw) -> dict[str, list[float]]:
     """Single-edge ScaleGUN removals on ``problem``: per request, the true gradient residual
     on the *exact* remaining data, the data-dependent bound (accumulated Newton bounds +
