@@ -69,3 +69,17 @@ def test_status_tables_from_a_build_record_and_a_saved_timing(tmp_path, monkeypa
     t, _ = status.timing_table(tmp_path / "t.json")
     assert t.loc["whole book"].tolist() == [30.0, 45.0, 1.5]
     assert status.timing_table(tmp_path / "missing.json")[0] is None
+
+
+def test_mean_std_pivots_with_the_sample_std_and_a_fixed_order():
+    import pandas as pd
+
+    from graphtrust.results import mean_std
+
+    df = pd.DataFrame({"protocol": ["b", "b", "a", "a", "a", "c"], "attack": ["x", "x", "x", "y", "y", "x"],
+                       "accuracy": [0.5, 0.7, 0.8, 0.1, 0.3, 0.9]})
+    t = mean_std(df, "protocol", "attack", "accuracy", order={"protocol": ["b", "a"]})
+    assert list(t.index) == ["b", "a"]  # "c" is not listed: dropped
+    assert t.loc["b", "x"] == "60.0 ± 14.1"  # sample std of 50 and 70
+    assert t.loc["a", "x"] == "80.0" and t.loc["b", "y"] == "" and t.loc["a", "y"] == "20.0 ± 14.1"
+    assert int(t.attrs["n"].loc["a", "y"]) == 2
