@@ -116,3 +116,23 @@ def test_bad_input_is_refused(data, inputs):
                      weight_decay=[0.0] * 2)
     with pytest.raises(ValueError, match="shape"):
         fit_ensemble(ens, inp, data.y[:10], idx, idx, idx, lr=[0.01] * 2, weight_decay=[0.0] * 2)
+
+
+def test_accuracy_selection_and_the_authors_window_rule(data, inputs):
+    _, inp = inputs
+    perm = torch.randperm(data.num_nodes, generator=torch.Generator().manual_seed(1))
+    tr, va, te = [perm[:20]] * 2, [perm[20:60]] * 2, [perm[60:]] * 2
+
+    def run(**kw):
+        ens = VictimEnsemble(_members("gcn", data, 2, dropout=0.0))
+        return fit_ensemble(ens, inp, data.y, tr, va, te, lr=[0.01, 0.05], weight_decay=[5e-4, 5e-4],
+                            epochs=120, **kw)
+
+    by_loss, by_acc = run(patience=120), run(patience=120, select="accuracy")
+    # the same trajectory (no dropout, no early stop): the accuracy choice is never worse on validation
+    assert all(a.val_acc >= b.val_acc for a, b in zip(by_acc, by_loss))
+    assert all(a.epochs_run == b.epochs_run == 120 for a, b in zip(by_acc, by_loss))
+    windowed = run(patience=120, select="accuracy", window=5)
+    assert all(5 < w.epochs_run < 120 and w.best_epoch <= w.epochs_run for w in windowed)
+    with pytest.raises(ValueError, match="select"):
+        run(select="f1")

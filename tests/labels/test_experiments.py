@@ -105,9 +105,10 @@ def test_pitfall_experiment_on_the_harness(data, monkeypatch, tmp_path):
     sz = config.Sizes("label_poisoning", "quick", {
         **config.sizes("label_poisoning", "quick"), "pool_size": {"cora_ml": 30}, "validation": 60,
         "pitfall_attacks": ("lafak", "sgc-bin"), "pitfall_splits": (0, 1), "pitfall_large_pool": {"cora_ml": 40},
-        "epochs": 30, "patience": 10})
+        "epochs": 30, "patience": 10, "tuned": {"folds": 2, "trials": 3, "epochs": 20, "window": 5},
+        "pitfall_tuned_attacks": ("clean", "lafak"), "pitfall_tuned_splits": (0,)})
     grid = PITFALLS.grid(sz)
-    assert len(grid) == 1 * len(STEPS) * 3 * 2
+    assert len(grid) == 1 * (len(STEPS) - 1) * 3 * 2 + 2  # the tuned defender: two cells
     monkeypatch.setattr(PITFALLS, "sizes", lambda profile=None: sz)
     out = tmp_path / "pit.jsonl"
     part = experiment.run(PITFALLS, out=out, only={"protocol": ["flawed", "corrected"]}, show_progress=False)
@@ -121,6 +122,8 @@ def test_pitfall_experiment_on_the_harness(data, monkeypatch, tmp_path):
     assert set(att.pair) == {",".join(map(str, bin_pair(data.y)))}
     eff = summary.protocol_effect(df)
     assert set(eff.attack) == {"lafak", "sgc-bin"} and "95 % CI" in eff
+    tuned = df[df.protocol == "corrected-tuned"]
+    assert len(tuned) == 2 and all(set(eval(c)) == {"lr", "weight_decay", "dropout"} for c in tuned.chosen)
 
 
 def test_saved_full_run_converts_to_records_with_the_same_tables():

@@ -113,3 +113,14 @@ def test_label_poisoning_benchmark_times_every_attack():
     cell = rec["protocol_seconds"]["mlp"]  # one protocol cell, batched and one model at a time
     assert cell["models"] == 8 and cell["batched"] > 0 and cell["one_at_a_time"] > 0
     assert 0 <= cell["accuracy_batched"] <= 1 and 0 <= cell["accuracy_one_at_a_time"] <= 1
+
+
+def test_tuned_protocol_validates_its_search_space():
+    from graphtrust.labels.protocol import tuned_protocol
+
+    with pytest.raises(ValueError, match="'dropout' is empty"):
+        tuned_protocol(30, space=(("lr", (0.01,)), ("dropout", ())))
+    with pytest.raises(ValueError, match="trials"):
+        tuned_protocol(30, trials=0)
+    p = tuned_protocol(30)
+    assert p.search == "optuna" and p.select == "accuracy" and p.window == 100 and p.folds == 5

@@ -26,26 +26,35 @@ from .. import config, datasets
 from ..experiment import Experiment, Grid, register
 from .attacks import bin_pair, label_budget
 from .experiments import Attacker
-from .protocol import corrected_protocol, evaluate, pitfall_steps
+from .protocol import corrected_protocol, evaluate, pitfall_steps, tuned_protocol
 
 __all__ = ["PITFALLS", "ATTACK_CELLS", "pitfall_grid", "measure_pitfall", "attack_grid", "measure_attack", "STEPS"]
 
-#: protocol names of :func:`~.protocol.pitfall_steps`, flawed → corrected (→ the paper's pool size)
-STEPS = ("flawed", "P2", "P2+P1", "P2+P1+P4", "corrected", "corrected-large")
+#: protocol names of :func:`~.protocol.pitfall_steps`, flawed → corrected (→ the paper's pool size),
+#: then the paper's tuned defender (:func:`~.protocol.tuned_protocol`)
+STEPS = ("flawed", "P2", "P2+P1", "P2+P1+P4", "corrected", "corrected-large", "corrected-tuned")
 
 
 def pitfall_grid(sz: config.Sizes) -> Grid:
-    """dataset × protocol step × (clean + pitfall attacks) × pool (the larger pool: if the profile has one)."""
-    steps = STEPS if sz.get("pitfall_large_pool") else STEPS[:-1]
-    return Grid.product(dataset=sz.datasets, protocol=steps, attack=("clean", *sz.pitfall_attacks),
-                        split=sz.pitfall_splits)
+    """dataset × protocol step × (clean + pitfall attacks) × pool (the larger pool: if the profile has one),
+    plus the paper's tuned defender (``corrected-tuned``) on its own attacks and pools, if the profile has it."""
+    steps = STEPS[:-1] if sz.get("pitfall_large_pool") else STEPS[:-2]
+    g = Grid.product(dataset=sz.datasets, protocol=steps, attack=("clean", *sz.pitfall_attacks),
+                     split=sz.pitfall_splits)
+    if sz.get("tuned"):
+        g = g | Grid.product(dataset=sz.datasets, protocol=("corrected-tuned",), attack=sz.pitfall_tuned_attacks,
+                             split=sz.pitfall_tuned_splits)
+    return g
 
 
 def _steps(sz: config.Sizes, dataset: str) -> dict[str, Any]:
     large = (sz.get("pitfall_large_pool") or {}).get(dataset)
     steps = pitfall_steps(sz.pool_size[dataset], sz.validation, sz.folds, sz.grid, large_pool=large,
                           epochs=sz.epochs, patience=sz.patience)
-    return {p.name: p for _, p in steps}
+    out = {p.name: p for _, p in steps}
+    if sz.get("tuned"):
+        out["corrected-tuned"] = tuned_protocol(sz.pool_size[dataset], **sz.tuned)
+    return out
 
 
 def measure_pitfall(cell: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:

@@ -295,8 +295,10 @@ def fit_ensemble(
     weight_decay: Sequence[float],
     epochs: int = 200,
     patience: int | None = 50,
+    select: str = "loss",
+    window: int | None = None,
 ) -> list[MemberResult]:
-    """Train every member on its own nodes; early-stop each on its own validation loss.
+    """Train every member on its own nodes; early-stop each on its own validation set.
 
     ``y: (N,)`` labels shared by all members, or ``(M, N)`` one row per member. ``train``,
     ``val``, ``test``, ``lr``, ``weight_decay``: one entry per member. Same rules as
@@ -304,7 +306,16 @@ def fit_ensemble(
     training nodes, the weights of the epoch with the lowest validation loss restored at the
     end; a member with an empty validation set (or ``patience=None``) trains for all
     ``epochs`` and keeps its last weights.
+
+    ``select="accuracy"`` restores the epoch of the highest validation *accuracy* instead
+    (ties: the earliest). ``window=w`` replaces the patience rule by the label-poisoning
+    authors' one: a member stops at the first epoch after ``w`` whose validation accuracy
+    is below the mean of its previous ``w`` epochs.
     """
+    if select not in ("loss", "accuracy"):
+        raise ValueError(f"select must be 'loss' or 'accuracy', got {select!r}")
+    if window is not None and window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
     m = len(ensemble)
     for name, seq in (("train", train), ("val", val), ("test", test), ("lr", lr), ("weight_decay", weight_decay)):
         if len(seq) != m:
@@ -327,6 +338,8 @@ def fit_ensemble(
     tr, va = _flat(train, dev), _flat(val, dev)
     uses_val = [val[i].numel() > 0 and patience is not None for i in range(m)]
     best_loss = [math.inf] * m
+    best_score = [-math.inf] * m  # what ``select`` maximises: −loss or accuracy
+    history: list[list[float]] = [[] for _ in range(m)]
     best_epoch, waited, epochs_run = [0] * m, [0] * m, [0] * m
     best_state: list[dict[str, torch.Tensor] | None] = [None] * m
     targets = torch.cat([s.view(-1) for s in (*train, *val)]).to(dev).long().unique()
@@ -357,21 +370,28 @@ def fit_ensemble(
                 logp = F.log_softmax(logits[pos[mem], where[node]], -1)
                 nll = -logp.gather(1, y[mem, node].view(-1, 1)).view(-1)
                 val_loss = torch.zeros(m, device=dev).index_add_(0, mem, nll * w)
-            val_loss = val_loss.tolist()
+                hit = (logp.argmax(1) == y[mem, node]).to(w.dtype)
+                val_acc = torch.zeros(m, device=dev).index_add_(0, mem, hit * w)
+            val_loss, val_acc = val_loss.tolist(), val_acc.tolist()
         still = []
         for i in active:
             if not uses_val[i]:
                 best_epoch[i] = epoch
                 still.append(i)
                 continue
-            if val_loss[i] < best_loss[i]:
-                best_loss[i], best_epoch[i], waited[i] = val_loss[i], epoch, 0
+            score = val_acc[i] if select == "accuracy" else -val_loss[i]
+            if score > best_score[i]:
+                best_score[i], best_loss[i], best_epoch[i], waited[i] = score, val_loss[i], epoch, 0
                 best_state[i] = {k: v.detach().clone() for k, v in ensemble.members[i].state_dict().items()}
-                still.append(i)
             else:
                 waited[i] += 1
-                if waited[i] < patience:
+            if window is not None:
+                past = history[i][-window:]
+                history[i].append(val_acc[i])
+                if len(past) < window or val_acc[i] >= sum(past) / window:
                     still.append(i)
+            elif waited[i] < patience:
+                still.append(i)
         active = still
         if not active:
             break

@@ -33,7 +33,7 @@ from ..training import summarize
 from .ensemble import GraphInputs, VictimEnsemble, fit_ensemble
 from .victims import build_victim
 
-__all__ = ["Protocol", "flawed_protocol", "corrected_protocol", "pitfall_steps", "evaluate", "cv_folds", "DEFAULT_GRID"]
+__all__ = ["Protocol", "flawed_protocol", "corrected_protocol", "tuned_protocol", "PAPER_SPACE", "pitfall_steps", "evaluate", "cv_folds", "DEFAULT_GRID"]
 
 
 @dataclass(frozen=True)
@@ -56,10 +56,25 @@ class Protocol:
     epochs: int = 200
     patience: int = 50
     num_test: int | None = None
+    search: str = "grid"
+    space: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    trials: int = 20
+    select: str = "loss"
+    window: int | None = None
 
     def __post_init__(self):
-        if not self.grid:
+        if self.search not in ("grid", "optuna"):
+            raise ValueError(f"search must be 'grid' or 'optuna', got {self.search!r}")
+        if self.search == "grid" and not self.grid:
             raise ValueError("the hyper-parameter grid is empty")
+        if self.search == "optuna":
+            if not self.space:
+                raise ValueError("an Optuna search needs a search space")
+            for name, values in self.space:
+                if not values:
+                    raise ValueError(f"the search space of {name!r} is empty")
+            if self.trials < 1:
+                raise ValueError(f"trials must be >= 1, got {self.trials}")
         if self.clean_validation == 0 and self.folds < 2:
             raise ValueError("cross-validation inside the pool needs at least 2 folds")
         if self.clean_validation < 0 or self.pool_size < 2:
@@ -98,6 +113,22 @@ def flawed_protocol(pool_size: int = 140, validation: int = 500, **kw) -> Protoc
 def corrected_protocol(pool_size: int = 140, folds: int = 2, grid: Sequence[dict] = DEFAULT_GRID, **kw) -> Protocol:
     """Random pool, poisoned as a whole, CV model selection over ``grid``."""
     return Protocol("corrected", False, pool_size, 0, folds, tuple(grid), **kw)
+
+
+#: the label-poisoning authors' defender search (their code: Optuna TPE, 20 trials; hidden size 64 fixed)
+PAPER_SPACE = (("lr", (0.1, 0.01, 0.05, 0.08)), ("weight_decay", (0.0, 5e-3, 5e-4, 5e-5)),
+               ("dropout", (0.3, 0.5, 0.7)))
+
+
+def tuned_protocol(pool_size: int = 140, folds: int = 5, trials: int = 20, epochs: int = 1000, window: int = 100,
+                   space=PAPER_SPACE, **kw) -> Protocol:
+    """The paper's defender: corrected protocol, ``trials`` Optuna TPE trials (seeded sampler)
+    over ``space``, each scored by the mean validation accuracy over ``folds`` stratified
+    halves of the poisoned pool; ``epochs`` at most, checkpoint at the best validation
+    accuracy, stop when the accuracy falls below the mean of the previous ``window`` epochs."""
+    return Protocol("corrected-tuned", False, pool_size, 0, folds, FIXED, epochs=epochs, search="optuna",
+                    space=tuple((k, tuple(v)) for k, v in space), trials=trials, select="accuracy",
+                    window=window, **kw)
 
 
 def pitfall_steps(pool_size: int = 140, validation: int = 500, folds: int = 2,
@@ -197,9 +228,13 @@ def evaluate(
         else:
             fold_splits = [Split(pool[tr], pool[va], split.test)
                            for tr, va in cv_folds(labels[pool], protocol.folds, seed)]
-        scores = _train_grid(inputs, data, victim, protocol, y_fit, fold_splits, dev, seed)
+        grid = protocol.grid
+        if protocol.search == "optuna":
+            grid, scores = _tune(inputs, data, victim, protocol, y_fit, fold_splits, dev, seed)
+        else:
+            scores = _train_grid(inputs, data, victim, protocol, y_fit, fold_splits, dev, seed)
         best = (-math.inf, None, None)
-        for cfg, res in zip(protocol.grid, scores):
+        for cfg, res in zip(grid, scores):
             val = sum(r[0] for r in res) / len(res)
             if val > best[0]:
                 best = (val, cfg, sum(r[1] for r in res) / len(res))
@@ -247,7 +282,36 @@ def _train_grid(inputs, data, victim, protocol, labels, fold_splits, dev, seed) 
                            [fold_splits[f].val for _, f in members], [fold_splits[f].test for _, f in members],
                            lr=[protocol.grid[g]["lr"] for g, _ in members],
                            weight_decay=[protocol.grid[g]["weight_decay"] for g, _ in members],
-                           epochs=protocol.epochs, patience=protocol.patience)
+                           epochs=protocol.epochs, patience=protocol.patience, select=protocol.select,
+                           window=protocol.window)
         for job, r in zip(members, res):
             out[job] = (r.val_acc, r.test_acc)
     return [[out[(g, f)] for f in range(len(fold_splits))] for g in range(len(protocol.grid))]
+
+
+def _tune(inputs, data, victim, protocol, labels, fold_splits, dev, seed):
+    """Optuna TPE over ``protocol.space``: ``(settings tried, [(val, test) per fold] per setting)``.
+
+    The sampler is seeded (``seed``), so a pool's search is reproducible. A setting the
+    sampler proposes again is not retrained (its score is reused); the folds of one trial
+    are trained together as one ensemble.
+    """
+    import dataclasses
+
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    tried: dict[str, tuple[dict[str, Any], list[tuple[float, float]]]] = {}
+
+    def objective(trial) -> float:
+        cfg = {name: trial.suggest_categorical(name, list(values)) for name, values in protocol.space}
+        key = repr(sorted(cfg.items()))
+        if key not in tried:
+            one = dataclasses.replace(protocol, search="grid", grid=(cfg,))
+            tried[key] = (cfg, _train_grid(inputs, data, victim, one, labels, fold_splits, dev, seed)[0])
+        res = tried[key][1]
+        return sum(r[0] for r in res) / len(res)
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
+    study.optimize(objective, n_trials=protocol.trials)
+    return [c for c, _ in tried.values()], [r for _, r in tried.values()]

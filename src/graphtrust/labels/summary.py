@@ -14,7 +14,7 @@ from ..results import Result
 from ..training import summarize
 from .experiments import PREVIOUS
 
-__all__ = ["NEW", "claims_table", "records", "coverage", "victim_table", "claims", "pitfall_drops", "protocol_effect"]
+__all__ = ["NEW", "claims_table", "records", "pitfall_records", "coverage", "victim_table", "claims", "pitfall_drops", "protocol_effect"]
 
 #: the paper's attacks (true-label knowledge); the older ones are ``experiments.PREVIOUS``
 NEW = ("sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")
@@ -50,8 +50,32 @@ def records(result: Result) -> Any:
     return pd.DataFrame(rows)
 
 
+def pitfall_records(result: Result) -> Any:
+    """The pitfall rows of a saved nested run (before they moved to the harness) as records.
+
+    Same columns as the ``label_pitfalls`` experiment's ``dataset, protocol, attack, split,
+    accuracy``; lets the chapter compare the first version of the pitfall table with today's.
+    """
+    import pandas as pd
+
+    rows = []
+    for name, entry in result.data["datasets"].items():
+        splits = entry.get("pitfall_splits", result.data["splits"])
+        for row in entry.get("pitfalls", []):
+            for attack, values in row.items():
+                if attack in ("step", "protocol"):
+                    continue
+                rows += [{"dataset": name, "protocol": row["protocol"], "attack": attack, "split": sp,
+                          "accuracy": v} for sp, v in zip(splits, values)]
+    return pd.DataFrame(rows)
+
+
 def coverage(result: Result) -> list[dict[str, Any]]:
-    """One row per (dataset, victim): pools (splits), budgets and how the models were trained."""
+    """One row per (dataset, victim): pools (splits), budgets and how the models were trained,
+    with the run's number of parts, compute hours and machines."""
+    parts = result.provenance.get("runs", [dict(result.provenance, created=result.created, seconds=result.seconds)])
+    prov = {"parts": len(parts), "hours": round(sum(q.get("seconds") or 0 for q in parts) / 3600, 1),
+            "machines": "; ".join(sorted({f"{q['device']}, torch {q['torch']}" for q in parts}))}
     rows = []
     for name, entry in result.data["datasets"].items():
         splits = entry.get("splits", {v: result.data["splits"] for v in entry["clean"]})
@@ -62,7 +86,8 @@ def coverage(result: Result) -> list[dict[str, Any]]:
             kinds = Counter(trainer.get(victim, ["one model at a time"] * len(splits[victim])))
             rows.append({"dataset": name, "victim": victim, "pools": len(splits[victim]),
                          "budgets": ", ".join(f"{round(100 * b)} %" for b in budgets),
-                         "trained": "; ".join(f"{k}: {n} pool{'' if n == 1 else 's'}" for k, n in kinds.items())})
+                         "trained": "; ".join(f"{k}: {n} pool{'' if n == 1 else 's'}" for k, n in kinds.items()),
+                         **prov})
     return rows
 
 
