@@ -63,6 +63,32 @@ def test_ntk_is_symmetric_psd(graph):
     assert float(torch.linalg.eigvalsh(theta).min()) > -1e-6 * float(theta.diagonal().max())
 
 
+def test_authors_ntk_variant_follows_its_formula(graph):
+    """Three propagations, tangent term Θ ⊙ (S Sᵀ) ⊙ Ė: a dense re-computation, and PSD (Schur products)."""
+    import math
+
+    from graphtrust.graph import normalized_sparse
+
+    data, _, _ = graph
+    theta = gcn_ntk(data.x, data.edge_index, variant="authors")
+    s = normalized_sparse(data.edge_index, data.num_nodes).double().to_dense()
+    sig = s @ data.x.double() @ data.x.double().t() @ s.t()
+    th = sig.clone()
+    for _ in range(2):
+        d = sig.diagonal().sqrt()
+        q = d[:, None] * d[None, :]
+        u = (sig / q).clamp(-1, 1)
+        e = q * (u * (math.pi - torch.arccos(u)) + torch.sqrt(1 - u**2)) / math.pi
+        e_dot = (math.pi - torch.arccos(u)) / math.pi
+        sig = s @ e @ s.t()
+        th = sig + th * (s @ s.t()) * e_dot
+    assert torch.allclose(theta, th, rtol=1e-6, atol=1e-9)
+    assert float(torch.linalg.eigvalsh(theta).min()) > -1e-6 * float(theta.diagonal().max())
+    assert not torch.allclose(theta, gcn_ntk(data.x, data.edge_index))
+    with pytest.raises(ValueError, match="variant"):
+        gcn_ntk(data.x, data.edge_index, variant="qpcert")
+
+
 @pytest.mark.parametrize("binary", [False, True])
 def test_linear_surrogate_attack_is_the_exact_optimum(graph, binary):
     data, pool, test = graph

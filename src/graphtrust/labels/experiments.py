@@ -68,11 +68,12 @@ class Attacker:
     kernel maps once per (pool, targets); the poisoned labels once per (attack, budget,
     pool) — so every victim and every protocol step sees the same poisoned labels.
     ``seconds[attack]`` collects the wall time of each attack, including the per-pool maps
-    it needs but not the per-dataset precomputation (``setup_seconds``).
+    it needs but not the per-dataset precomputation (``setup_seconds``). ``ntk_variant``
+    chooses the kernel of the NTK attacks (see :func:`~.surrogates.gcn_ntk`).
     """
 
-    def __init__(self, data: Data, seed: int = 0):
-        self.data, self.seed = data, seed
+    def __init__(self, data: Data, seed: int = 0, ntk_variant: str = "exact"):
+        self.data, self.seed, self.ntk_variant = data, seed, ntk_variant
         self._xhat: torch.Tensor | None = None
         self._theta: torch.Tensor | None = None
         self._maps: dict[tuple, torch.Tensor] = {}
@@ -92,7 +93,7 @@ class Attacker:
     def theta(self) -> torch.Tensor:
         if self._theta is None:
             t = time.perf_counter()
-            self._theta = gcn_ntk(self.data.x.double(), self.data.edge_index)
+            self._theta = gcn_ntk(self.data.x.double(), self.data.edge_index, variant=self.ntk_variant)
             self.setup_seconds["ntk_kernel"] = time.perf_counter() - t
         return self._theta
 

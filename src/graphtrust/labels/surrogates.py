@@ -87,22 +87,36 @@ def _relu_kernels(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return e, e_dot
 
 
-def gcn_ntk(x: torch.Tensor, edge_index: torch.Tensor, relu_layers: int = 1) -> torch.Tensor:
+def gcn_ntk(x: torch.Tensor, edge_index: torch.Tensor, relu_layers: int = 1, variant: str = "exact") -> torch.Tensor:
     """Neural tangent kernel ``Θ: (N, N)`` of an infinitely wide ReLU GCN.
 
     With ``S = Â``: ``Σ₁ = S X Xᵀ S``, ``Θ₁ = Σ₁``, and per ReLU layer
     ``Σ_{k+1} = S E(Σ_k) S``, ``Θ_{k+1} = Σ_{k+1} + S (Θ_k ⊙ Ė(Σ_k)) S``.
-    ``relu_layers=1`` is the two-layer GCN ``S σ(S X W₁) W₂`` (two propagations).
-    Dense ``N × N`` in float64: fine for Cora-ML/Citeseer sizes.
+    ``relu_layers=1`` is the two-layer GCN ``S σ(S X W₁) W₂`` (two propagations); it matches
+    the empirical NTK of a wide GCN (the tests check it).
+
+    ``variant="authors"`` is the kernel of the label-poisoning authors' notebook, as our
+    reference digest reads it: two ReLU layers (three propagations) and the tangent term
+    ``Θ_k ⊙ (S Sᵀ) ⊙ Ė(Σ_k)`` in place of ``S (Θ_k ⊙ Ė) S``. It is a legitimate kernel, not
+    the NTK of the two-layer GCN the paper attacks. Dense ``N × N`` in float64: fine for
+    Cora-ML/Citeseer sizes.
     """
+    if variant not in ("exact", "authors"):
+        raise ValueError(f"variant must be 'exact' or 'authors', got {variant!r}")
     s = normalized_sparse(edge_index, x.size(0)).double()
     xs = torch.sparse.mm(s, x.double())
     sigma = xs @ xs.t()
     theta = sigma.clone()
+    if variant == "authors":
+        relu_layers = 2
+        sst = torch.sparse.mm(s, s.to_dense().t())
     for _ in range(relu_layers):
         e, e_dot = _relu_kernels(sigma)
         sigma = torch.sparse.mm(s, torch.sparse.mm(s, e).t()).t()
-        theta = sigma + torch.sparse.mm(s, torch.sparse.mm(s, theta * e_dot).t()).t()
+        if variant == "authors":
+            theta = sigma + theta * sst * e_dot
+        else:
+            theta = sigma + torch.sparse.mm(s, torch.sparse.mm(s, theta * e_dot).t()).t()
     return theta
 
 
