@@ -1,12 +1,15 @@
 """Label poisoning (Lingam, Akhondzadeh & Bojchevski, ICLR 2024): attacks on training labels.
 
 * :mod:`.attacks` — random and degree baselines, the exact linear-surrogate attacks
-  (SGC, NTK; multi-class and BIN), LafAK.
+  (SGC, NTK; multi-class and BIN), LafAK (as released, and our first version), LP, MG;
+  :func:`~.attacks.bin_pair`, the one rule for the two classes of every BIN attack.
 * :mod:`.surrogates` — the SGC ridge map (dual form) and the GCN neural tangent kernel.
 * :mod:`.meta` — the meta attack (unrolled surrogate, soft top-k, Gumbel 0-1 loss).
 * :mod:`.protocol`, :mod:`.victims` — flawed and corrected defender protocols; GCN, GAT, APPNP, MLP.
 * :mod:`.ensemble` — many victims of one architecture trained at once (the protocols' workhorse).
-* :mod:`.experiments`, :mod:`.summary`, :mod:`.explorer` — the chapter's runs, their tables and widget.
+* :mod:`.protocol` also holds the paper's tuned defender (:func:`~.protocol.tuned_protocol`, Optuna).
+* :mod:`.cells` — the chapter's experiments on the harness (``label_pitfalls``, ``label_attacks``).
+* :mod:`.experiments`, :mod:`.summary`, :mod:`.explorer` — the main-table run, tables and claims, widget.
 """
 
 from .attacks import (
