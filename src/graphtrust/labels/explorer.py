@@ -47,7 +47,9 @@ def explorer(results: dict[str, Result], default_attacks=("random", "lafak", "sg
     renders.
     """
     import ipywidgets as w
-    from IPython.display import Markdown, display
+    from IPython.display import display
+
+    from . import summary
 
     run = w.Dropdown(options=list(results), description="results")
     ds = w.Dropdown(description="dataset")
@@ -86,20 +88,18 @@ def explorer(results: dict[str, Result], default_attacks=("random", "lafak", "sg
 
     def draw():
         r = results[run.value]
-        entry = r.data["datasets"][ds.value]
         out.clear_output(wait=True)
         with out:
             fig, ax = plt.subplots(figsize=(6.4, 3.8))
             budget_curves(r, ds.value, vic.value, atk.value, ax=ax)
             plt.show()
-            lines = ["| budget | strongest attack | accuracy (%) |", "|---|---|---|"]
-            for b in r.data["budgets"]:
-                cells = [(summarize(v[str(b)][vic.value]).mean, a) for a, v in entry["attacks"].items()
-                         if vic.value in v.get(str(b), {})]
-                if cells:
-                    acc, a = min(cells)
-                    lines.append(f"| {round(100 * b)} % | {a} | {100 * acc:.1f} |")
-            display(Markdown("\n".join(lines)))
+            rec = summary.records(r)
+            rec = rec[(rec.dataset == ds.value) & (rec.victim == vic.value) & (rec.attack != "clean")]
+            means = rec.groupby(["budget", "attack"]).accuracy.mean().mul(100).reset_index()
+            best = means.loc[means.groupby("budget").accuracy.idxmin()]
+            display(best.assign(budget=(100 * best.budget).round().astype(int)).rename(
+                columns={"budget": "budget (%)", "attack": "strongest attack", "accuracy": "accuracy (%)"}
+            ).set_index("budget (%)").round(1))
 
     for widget in (run, ds, vic, atk):
         widget.observe(refresh, names="value")
