@@ -262,7 +262,7 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             pitfall_attacks=("random", "lafak", "lafak-topb", "sgc-bin"),
             pitfall_splits=tuple(range(10)),
             pitfall_large_pool={"cora_ml": 280, "citeseer_npz": 240},
-            # the paper's defender (Optuna TPE, 5 folds, <= 1000 epochs): about 3 min per cell on one core
+            # the paper's defender (Optuna TPE, 5 folds, <= 1000 epochs): 2-4 min per cell on one busy core of this 2-core CPU
             tuned=dict(folds=5, trials=20, epochs=1000, window=100),
             pitfall_tuned_attacks=("clean", "lafak", "sgc-bin"),
             pitfall_tuned_splits=tuple(range(10)),

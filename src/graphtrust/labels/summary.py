@@ -14,7 +14,7 @@ from ..results import Result
 from ..training import summarize
 from .experiments import PREVIOUS
 
-__all__ = ["NEW", "claims_table", "records", "pitfall_records", "coverage", "victim_table", "claims", "pitfall_drops", "protocol_effect"]
+__all__ = ["NEW", "defender_effect", "claims_table", "records", "pitfall_records", "coverage", "victim_table", "claims", "pitfall_drops", "protocol_effect"]
 
 #: the paper's attacks (true-label knowledge); the older ones are ``experiments.PREVIOUS``
 NEW = ("sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")
@@ -279,3 +279,30 @@ def claims_table(pitfalls, main, representation: dict[str, float] | None = None)
                      "(one pool, SGC-BIN, 20 %)", "verdict": ok,
                      "rule": "probe loses ≥ half of the accuracy drop: reproduced; ≥ 2 pts: partly"})
     return pd.DataFrame(rows)
+
+
+def defender_effect(records, cheap: str = "corrected", tuned: str = "corrected-tuned", level: float = 0.95) -> Any:
+    """How much the defender's strength matters: accuracy under the ``cheap`` and the ``tuned``
+    defender on the pools both hold (same pools, same poisoned labels), per (dataset, attack).
+
+    Returns mean accuracies (%), the paired difference ``tuned − cheap`` (points) with its
+    ``level`` t-interval, and the number of pools; empty when no pool has both.
+    """
+    import numpy as np
+    import pandas as pd
+    from scipy import stats
+
+    df = records[records.protocol.isin([cheap, tuned])]
+    acc = df.pivot_table(index=["dataset", "attack", "split"], columns="protocol", values="accuracy") * 100
+    if cheap not in acc or tuned not in acc:
+        return pd.DataFrame()
+    acc = acc.dropna()
+    rows = []
+    for (name, attack), g in acc.groupby(level=[0, 1], sort=False):
+        d = (g[tuned] - g[cheap]).to_numpy()
+        half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.nan
+        rows.append({"dataset": name, "attack": attack, f"{cheap} (%)": g[cheap].mean(), f"{tuned} (%)": g[tuned].mean(),
+                     "difference (pts)": d.mean(),
+                     f"{round(100 * level)} % CI": "" if np.isnan(half) else f"[{d.mean() - half:.1f}, {d.mean() + half:.1f}]",
+                     "pools": len(d)})
+    return pd.DataFrame(rows).round(1)
