@@ -254,14 +254,16 @@ def claims_table(pitfalls, main, representation: dict[str, float] | None = None)
     if c["cells"]:
         share = c["new_wins"] / c["num_cells"]
         best = max(c["cells"], key=lambda x: x["gap"])
-        ok = ("reproduced" if share >= 0.75 and c["max_gap"] >= 4 else "partly" if share >= 0.5
-              else "not reproduced")
+        sig = [x for x in c["cells"] if x["gap 95 % CI"] and float(x["gap 95 % CI"].strip("[]").split(",")[0]) > 0]
+        ok = ("reproduced" if share >= 0.75 and c["max_gap"] >= 4 and sig else
+              "partly" if share >= 0.5 and sig else "not reproduced")
         rows.append({"claim": "the new attacks are up to about 8 % stronger than the strongest earlier one",
                      "paper": "up to ≈ 8 %", "ours": f"new attack strongest in {c['new_wins']} of {c['num_cells']} "
                      f"cells; margin up to {c['max_gap']:.1f} pts (95 % CI {best['gap 95 % CI'] or 'n/a'}: "
                      f"{best['new best']} vs {best['previous best']}, {best['dataset']}), mean {c['mean_gap']:.1f} pts",
                      "verdict": ok,
-                     "rule": "new wins ≥ 75 % of cells and max margin ≥ 4 pts: reproduced; ≥ 50 %: partly"})
+                     "rule": "new wins ≥ 75 % of cells, max margin ≥ 4 pts and some margin's CI above 0: reproduced; "
+                             "wins ≥ 50 % and some CI above 0: partly"})
         top = c["rank"][0][0] if c["rank"] else ""
         bin_share = c["bin_wins"] / c["num_bin"] if c["num_bin"] else 0.0
         n_ok = int(top.split(":")[0].endswith("-bin")) + int(bin_share > 0.5)
