@@ -57,24 +57,40 @@ def _steps(sz: config.Sizes, dataset: str) -> dict[str, Any]:
     return out
 
 
+def _measure(ctx: dict[str, Any], protocol, victim: str, attack_name: str, budget: float,
+             split: int) -> tuple[dict[str, Any], int]:
+    """Accuracy of ``victim`` under ``protocol`` on pool ``split``, clean or poisoned; flips and BIN pair.
+    Also returns the number of flips the budget allows on the drawn pool (0 when clean)."""
+    data, attacker = ctx["data"], ctx["attacker"]
+    attack = None if attack_name == "clean" else attack_name
+    ev = evaluate(protocol, data, victim, attacker.poison(attack, budget), [split])
+    rec: dict[str, Any] = {"accuracy": ev.accuracies[0], "flips": 0, "pair": "", "chosen": repr(ev.chosen[0])}
+    if attack is None:
+        return rec, 0
+    pool = protocol.draw(data.y, split)
+    res = attacker.attack(attack, budget, pool.train, pool.test)  # cached: the labels evaluate used
+    rec.update(flips=int(res.flipped.numel()),
+               pair=",".join(map(str, bin_pair(data.y))) if attack.split(":")[0] in BINARY else "")
+    return rec, label_budget(budget, pool.train.numel())
+
+
+def _load(ctx: dict[str, Any], name: str) -> bool:
+    """Keep one dataset's graph and attack cache in ``ctx``; True when ``name`` was just loaded."""
+    if ctx.get("dataset") == name:
+        return False
+    data = datasets.load(name, lcc=True)
+    ctx.update(dataset=name, data=data, attacker=Attacker(data))
+    return True
+
+
 def measure_pitfall(cell: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     """GCN accuracy of one (dataset, protocol, attack, pool) cell; see the module docstring."""
     sz = ctx["sizes"]
-    name = cell["dataset"]
-    if ctx.get("dataset") != name:  # keep one dataset's graph, attack cache and protocols
-        data = datasets.load(name, lcc=True)
-        ctx.update(dataset=name, data=data, attacker=Attacker(data), steps=_steps(sz, name))
-    data, attacker, protocol = ctx["data"], ctx["attacker"], ctx["steps"][cell["protocol"]]
-    attack = None if cell["attack"] == "clean" else cell["attack"]
-    ev = evaluate(protocol, data, "gcn", attacker.poison(attack, sz.main_budget), [cell["split"]])
-    rec: dict[str, Any] = {"accuracy": ev.accuracies[0], "budget": 0, "flips": 0, "pair": "",
-                           "chosen": repr(ev.chosen[0])}
-    if attack is not None:
-        split = protocol.draw(data.y, cell["split"])
-        res = attacker.attack(attack, sz.main_budget, split.train, split.test)
-        rec.update(budget=label_budget(sz.main_budget, split.train.numel()), flips=int(res.flipped.numel()),
-                   pair=",".join(map(str, bin_pair(data.y))) if attack.split(":")[0] in BINARY else "")
-    return rec
+    if _load(ctx, cell["dataset"]):
+        ctx["steps"] = _steps(sz, cell["dataset"])
+    protocol = ctx["steps"][cell["protocol"]]
+    rec, flips_allowed = _measure(ctx, protocol, "gcn", cell["attack"], sz.main_budget, cell["split"])
+    return {**rec, "budget": flips_allowed}
 
 
 def attack_grid(sz: config.Sizes) -> Grid:
@@ -94,21 +110,10 @@ def measure_attack(cell: dict[str, Any], ctx: dict[str, Any]) -> dict[str, Any]:
     """Accuracy of one victim under one attack on one pool, corrected protocol."""
     sz = ctx["sizes"]
     name = cell["dataset"]
-    if ctx.get("dataset") != name:
-        data = datasets.load(name, lcc=True)
-        protocol = corrected_protocol(pool_size=sz.pool_size[name], folds=sz.folds, grid=sz.grid, epochs=sz.epochs,
-                                      patience=sz.patience)
-        ctx.update(dataset=name, data=data, attacker=Attacker(data), protocol=protocol)
-    data, attacker, protocol = ctx["data"], ctx["attacker"], ctx["protocol"]
-    attack = None if cell["attack"] == "clean" else cell["attack"]
-    ev = evaluate(protocol, data, cell["victim"], attacker.poison(attack, cell["budget"]), [cell["split"]])
-    rec: dict[str, Any] = {"accuracy": ev.accuracies[0], "flips": 0, "pair": "", "chosen": repr(ev.chosen[0])}
-    if attack is not None:
-        split = protocol.draw(data.y, cell["split"])
-        res = attacker.attack(attack, cell["budget"], split.train, split.test)
-        rec.update(flips=int(res.flipped.numel()),
-                   pair=",".join(map(str, bin_pair(data.y))) if attack.split(":")[0] in BINARY else "")
-    return rec
+    if _load(ctx, name):
+        ctx["protocol"] = corrected_protocol(pool_size=sz.pool_size[name], folds=sz.folds, grid=sz.grid,
+                                             epochs=sz.epochs, patience=sz.patience)
+    return _measure(ctx, ctx["protocol"], cell["victim"], cell["attack"], cell["budget"], cell["split"])[0]
 
 
 #: attacks that flip between the BIN pair

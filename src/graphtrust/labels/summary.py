@@ -20,10 +20,6 @@ __all__ = ["NEW", "defender_effect", "claims_table", "records", "pitfall_records
 NEW = ("sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")
 
 
-def _mean(values) -> float:
-    return 100 * summarize(values).mean
-
-
 def records(result: Result) -> Any:
     """A saved :func:`.experiments.run` result as flat records, the harness's format.
 
@@ -108,14 +104,18 @@ def victim_table(result: Result, dataset: str, budget: float | None = None) -> l
 
 def _paired_ci(df, name, victim, budget, a, b, level: float = 0.95) -> str:
     """t-interval (points) of the per-pool accuracy difference ``a − b`` (same pools for both attacks)."""
-    import numpy as np
-    from scipy import stats
-
     if "split" not in df:
         return ""
     cell = df[(df.dataset == name) & (df.victim == victim) & (df.budget == budget)]
     acc = cell.pivot_table(index="split", columns="attack", values="accuracy")
-    d = (100 * (acc[a] - acc[b])).dropna().to_numpy()
+    return _t_interval((100 * (acc[a] - acc[b])).dropna().to_numpy(), level)
+
+
+def _t_interval(d, level: float = 0.95) -> str:
+    """``"[low, high]"``: the t-interval of the mean of paired differences ``d`` ("" below two)."""
+    import numpy as np
+    from scipy import stats
+
     if len(d) < 2:
         return ""
     half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
@@ -176,17 +176,14 @@ def pitfall_drops(records) -> Any:
     row per (dataset, protocol, attack, split) with ``drop = 100·(clean − attacked)``; the
     clean and attacked models see the same pool, so the drop is paired per pool.
     """
+    import pandas as pd
+
     df = records
     clean = df[df.attack == "clean"].set_index(["dataset", "protocol", "split"])["accuracy"]
     att = df[df.attack != "clean"].copy()
-    att["drop"] = 100 * (clean.reindex(pd_index(att)).to_numpy() - att["accuracy"].to_numpy())
+    keys = pd.MultiIndex.from_frame(att[["dataset", "protocol", "split"]])
+    att["drop"] = 100 * (clean.reindex(keys).to_numpy() - att["accuracy"].to_numpy())
     return att
-
-
-def pd_index(df) -> Any:
-    import pandas as pd
-
-    return pd.MultiIndex.from_frame(df[["dataset", "protocol", "split"]])
 
 
 def protocol_effect(records, first: str = "flawed", last: str = "corrected", level: float = 0.95) -> Any:
@@ -290,9 +287,7 @@ def defender_effect(records, cheap: str = "corrected", tuned: str = "corrected-t
     Returns mean accuracies (%), the paired difference ``tuned − cheap`` (points) with its
     ``level`` t-interval, and the number of pools; empty when no pool has both.
     """
-    import numpy as np
     import pandas as pd
-    from scipy import stats
 
     df = records[records.protocol.isin([cheap, tuned])]
     acc = df.pivot_table(index=["dataset", "attack", "split"], columns="protocol", values="accuracy") * 100
@@ -302,9 +297,7 @@ def defender_effect(records, cheap: str = "corrected", tuned: str = "corrected-t
     rows = []
     for (name, attack), g in acc.groupby(level=[0, 1], sort=False):
         d = (g[tuned] - g[cheap]).to_numpy()
-        half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.nan
         rows.append({"dataset": name, "attack": attack, f"{cheap} (%)": g[cheap].mean(), f"{tuned} (%)": g[tuned].mean(),
-                     "difference (pts)": d.mean(),
-                     f"{round(100 * level)} % CI": "" if np.isnan(half) else f"[{d.mean() - half:.1f}, {d.mean() + half:.1f}]",
+                     "difference (pts)": d.mean(), f"{round(100 * level)} % CI": _t_interval(d, level),
                      "pools": len(d)})
     return pd.DataFrame(rows).round(1)
