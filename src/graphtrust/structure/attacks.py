@@ -23,10 +23,11 @@ from ..models import GCN
 from ..progress import progress
 from ..splits import Split
 from ..training import fit
-from .constraints import degree_test_mask, degree_test_statistic, singleton_mask
-from .metagradient import MetaProblem, approx_meta_gradient, exact_meta_gradient
+from .constraints import degree_test_block, degree_test_statistic
+from .metagradient import MetaProblem, PairScores, approx_meta_scores, exact_meta_scores
+from .surrogate import Propagation
 
-__all__ = ["METHODS", "AttackResult", "attack", "budget_flips", "self_training_labels"]
+__all__ = ["METHODS", "AttackResult", "attack", "block_rows", "budget_flips", "self_training_labels"]
 
 # method -> (kind, lambda of the attack loss)
 METHODS: dict[str, tuple[str, float | None]] = {
@@ -155,6 +156,7 @@ def attack(
     labels: torch.Tensor | None = None,
     device: torch.device | str | None = None,
     show_progress: bool = True,
+    block_rows: int | None = None,
 ) -> AttackResult:
     """Poison the structure of ``data`` with ``method`` (see :data:`METHODS`).
 
@@ -164,7 +166,9 @@ def attack(
     the labels of unlabelled nodes). ``steps``/``lr``/``momentum``: the unrolled SGD of
     the exact attacks; ``approx_lr``: Adam for A-Meta. ``reinit``: draw the surrogate's
     initial weights afresh before every flip (as DeepRobust; the authors' TensorFlow code
-    reuses one draw, ``reinit=False``). Returns an :class:`AttackResult`.
+    reuses one draw, ``reinit=False``). ``block_rows``: rows of the score scanned at once by
+    the gradient attacks (default: :func:`block_rows`); no ``(N, N)`` matrix is formed
+    unless a block holds every row. Returns an :class:`AttackResult`.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
@@ -173,13 +177,16 @@ def attack(
     n = data.num_nodes
     num_edges = ei.size(1) // 2
     flips_needed = budget_flips(budget, num_edges, n * (n - 1) // 2)
+    if kind in ("exact", "approx", "first-order") and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise ValueError(f"steps (T, the surrogate's training steps) must be a positive int, got {steps!r}")
+    if block_rows is not None and block_rows < 1:
+        raise ValueError(f"block_rows must be positive, got {block_rows!r}")
     dev = torch.device(device) if device is not None else config.device()
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     if labels is None and kind != "random":
         labels = self_training_labels(data, split, seed=seed, device=dev)
-    adj = to_dense(ei.to(dev), n)
-    deg_clean = adj.sum(1)
+    deg_clean = torch.bincount(ei[0].to(dev), minlength=n).float()
     unlabeled = torch.ones(n, dtype=torch.bool)
     unlabeled[split.train] = False
     params: dict[str, Any] = {"seed": seed, "ll_constraint": ll_constraint}
@@ -203,19 +210,22 @@ def attack(
         if kind == "approx":
             params.update(approx_lr=approx_lr)
 
-        def score(a: torch.Tensor) -> torch.Tensor:
+        def score(prop: Propagation) -> PairScores:
             if kind == "approx":
-                g = approx_meta_gradient(a, problem, gen)
-            else:
-                if reinit:
-                    problem.reinitialize(gen)
-                g = exact_meta_gradient(a, problem, unroll=(kind == "exact"))
-            return g * (1 - 2 * a)
-        flips, inserted = _greedy(adj, score, flips_needed, deg_clean, ll_constraint, method, show_progress)
+                return approx_meta_scores(prop, problem, gen)
+            if reinit:
+                problem.reinitialize(gen)
+            return exact_meta_scores(prop, problem, unroll=(kind == "exact"))
+
+        keys = _keys(ei.to(dev), n)
+        keys, flips, inserted = _greedy(keys, n, score, flips_needed, deg_clean, ll_constraint, method,
+                                        show_progress, problem.dtype, block_rows)
+        adj = None
     else:
+        adj = to_dense(ei.to(dev), n)
         flips, inserted = _sample(adj, kind, labels, flips_needed, deg_clean, ll_constraint, gen, method, show_progress)
     seconds = time.perf_counter() - start
-    edge_index = from_dense(adj).cpu()
+    edge_index = from_dense(adj).cpu() if adj is not None else torch.stack([keys // n, keys % n]).cpu()
     return AttackResult(method, edge_index, flips, inserted, flips_needed, seconds, params)
 
 
@@ -275,25 +285,94 @@ def _sample(adj, kind, labels, budget, deg_clean, ll_constraint, gen, desc, show
     return flips, inserted
 
 
-def _greedy(adj, score_fn, budget, deg_clean, ll_constraint, desc, show_progress):
-    """Flip, ``budget`` times, the admissible pair of highest score; ``adj`` changes in place."""
-    n = adj.size(0)
-    allowed = torch.ones(n, n, dtype=torch.bool, device=adj.device).triu(1)  # u < v, unflipped
+#: entries of one score block: the whole matrix below this (one block is fastest for
+#: Cora-sized graphs), blocks of about 1 M entries above it (measured on 2 CPU cores; see
+#: ``python -m graphtrust.bench metattack --block-rows``)
+DENSE_ENTRIES = 2**24
+BLOCK_ENTRIES = 2**20
+
+
+def block_rows(n: int) -> int:
+    """Rows of the ``(N, N)`` score the greedy scan computes at once for an ``n``-node graph."""
+    if n * n <= DENSE_ENTRIES:
+        return n
+    return max(8, min(n, BLOCK_ENTRIES // n))
+
+
+def _keys(edge_index: torch.Tensor, n: int) -> torch.Tensor:
+    """Sorted ``u·n + v`` of the directed edges."""
+    return torch.sort(edge_index[0] * n + edge_index[1]).values
+
+
+def _range(sorted_keys: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
+    """The entries of ``sorted_keys`` in ``[lo, hi)``."""
+    a, b = torch.searchsorted(sorted_keys, torch.tensor([lo, hi], device=sorted_keys.device)).tolist()
+    return sorted_keys[a:b]
+
+
+_LOWER: dict = {}
+
+
+def _lower(b: int, dtype, device) -> torch.Tensor:
+    """``(b, b)``: −inf on and below the diagonal, 0 above (cached)."""
+    key = (b, dtype, str(device))
+    if key not in _LOWER:
+        _LOWER[key] = torch.full((b, b), -math.inf, dtype=dtype, device=device).tril()
+    return _LOWER[key]
+
+
+def _greedy(keys, n, score_fn, budget, deg_clean, ll_constraint, desc, show_progress, dtype, rows=None):
+    """Flip, ``budget`` times, the admissible pair ``u < v`` of highest score.
+
+    ``keys``: sorted ``u·n + v`` of the directed edges. Each flip scans the score in blocks
+    of ``rows`` rows (the upper triangle only), masks what may not be flipped (pairs
+    already flipped, removals that leave a node without neighbours, and the degree test
+    with ``ll_constraint``), and keeps the first maximum in row-major order, as a dense
+    argmax would. Returns the new keys, ``flips: (budget, 2)`` and ``inserted: (budget,)``.
+    """
+    dev = keys.device
+    rows = rows or block_rows(n)
+    deg = torch.bincount(keys // n, minlength=n).to(dtype)
+    flipped = torch.empty(0, dtype=torch.long, device=dev)  # sorted u·n + v, u < v
     flips = torch.empty(budget, 2, dtype=torch.long)
     inserted = torch.empty(budget, dtype=torch.bool)
     for i in progress(range(budget), desc=desc, enabled=show_progress):
-        s = score_fn(adj)
-        ok = allowed & singleton_mask(adj)
-        if ll_constraint:
-            ok &= degree_test_mask(adj, deg_clean)
-        s = torch.where(ok, s, -math.inf)
-        best = int(torch.argmax(s))
-        if s.view(-1)[best] == -math.inf:
+        scores = score_fn(Propagation.from_keys(keys, n, dtype))
+        lonely = deg <= 1
+        best_vals, best_idx = [], []
+        for r0 in range(0, n - 1, rows):
+            r1 = min(n, r0 + rows)
+            g = scores.pair_gradient(r0, r1, r0)  # (B, N − r0), columns r0:N
+            k = _range(keys, r0 * n, r1 * n)
+            k = k[k % n >= r0]
+            er, ec = k // n, k % n
+            g[er - r0, ec - r0] *= -1  # an existing edge is removed: −∂L/∂a
+            g[:, : r1 - r0] += _lower(r1 - r0, g.dtype, dev)  # u < v only
+            f = _range(flipped, r0 * n, r1 * n)
+            g[f // n - r0, f % n - r0] = -math.inf
+            alone = lonely[er] | lonely[ec]  # no singleton
+            g[er[alone] - r0, ec[alone] - r0] = -math.inf
+            if ll_constraint:
+                edge = torch.zeros_like(g, dtype=torch.bool)
+                edge[er - r0, ec - r0] = True
+                g.masked_fill_(~degree_test_block(deg, deg_clean, edge, r0, r0), -math.inf)
+            vals, cols = g.max(1)  # the first maximum of each row
+            j = torch.argmax(vals)
+            best_vals.append(vals[j])
+            best_idx.append(torch.stack([j + r0, cols[j] + r0]))
+        b = int(torch.argmax(torch.stack(best_vals)))
+        if best_vals[b] == -math.inf:
             raise RuntimeError(f"no admissible flip left after {i} of {budget} flips")
-        u, v = divmod(best, n)
-        new = 1.0 - float(adj[u, v])
-        adj[u, v] = adj[v, u] = new
-        allowed[u, v] = False
+        u, v = best_idx[b].tolist()
+        key, rev = u * n + v, v * n + u
+        present = bool(torch.isin(torch.tensor(key, device=dev), keys))
+        if present:
+            keys = keys[~torch.isin(keys, torch.tensor([key, rev], device=dev))]
+        else:
+            keys = torch.sort(torch.cat([keys, torch.tensor([key, rev], device=dev)])).values
+        deg[u] += -1 if present else 1
+        deg[v] += -1 if present else 1
+        flipped = torch.sort(torch.cat([flipped, torch.tensor([key], device=dev)])).values
         flips[i, 0], flips[i, 1] = u, v
-        inserted[i] = new == 1.0
-    return flips, inserted
+        inserted[i] = not present
+    return keys, flips, inserted

@@ -15,7 +15,7 @@ import math
 
 import torch
 
-__all__ = ["singleton_mask", "degree_test_mask", "powerlaw_alpha", "powerlaw_loglik", "degree_test_statistic"]
+__all__ = ["singleton_mask", "degree_test_mask", "degree_test_block", "powerlaw_alpha", "powerlaw_loglik", "degree_test_statistic"]
 
 D_MIN = 2
 THRESHOLD = 0.004  # about the 95 % quantile of a chi-square with 1 dof divided by 1000
@@ -61,11 +61,23 @@ def degree_test_mask(
 ) -> torch.Tensor:
     """True for the flips after which the degree test statistic stays below ``threshold``.
 
+    ``adj: (N, N)`` dense; see :func:`degree_test_block` for a block of rows.
+    """
+    return degree_test_block(adj.sum(1), deg_clean, adj > 0, 0, 0, threshold, d_min)
+
+
+def degree_test_block(
+    deg: torch.Tensor, deg_clean: torch.Tensor, edge: torch.Tensor, r0: int, c0: int = 0,
+    threshold: float = THRESHOLD, d_min: int = D_MIN,
+) -> torch.Tensor:
+    """:func:`degree_test_mask` for the block ``edge: (B, N − c0)`` of rows ``r0:r0+B``.
+
     A flip of ``(u, v)`` changes only ``d_u`` and ``d_v`` (by +1 for an insertion, −1
     for a removal), so the count ``n`` and log-sum ``S`` of the degrees ``>= d_min``
     change by per-node amounts that are added for every pair in one broadcast.
+    ``deg: (N,)`` current degrees, ``deg_clean: (N,)`` the clean graph's.
     """
-    deg = adj.sum(1).to(torch.float64)
+    deg = deg.to(torch.float64)
     n0, s0 = _stats(deg_clean.to(torch.float64), d_min)
     n, s = _stats(deg, d_min)
 
@@ -76,11 +88,12 @@ def degree_test_mask(
         ds = torch.where(new_in, torch.log(new.clamp_min(1)), 0) - torch.where(old_in, torch.log(deg.clamp_min(1)), 0)
         return dn, ds
 
+    rows = slice(r0, r0 + edge.size(0))
+    cols = slice(c0, c0 + edge.size(1))
     dn_add, ds_add = change(+1)
     dn_del, ds_del = change(-1)
-    edge = adj > 0
-    dn = torch.where(edge, dn_del[:, None] + dn_del[None, :], dn_add[:, None] + dn_add[None, :])
-    ds = torch.where(edge, ds_del[:, None] + ds_del[None, :], ds_add[:, None] + ds_add[None, :])
+    dn = torch.where(edge, dn_del[rows, None] + dn_del[None, cols], dn_add[rows, None] + dn_add[None, cols])
+    ds = torch.where(edge, ds_del[rows, None] + ds_del[None, cols], ds_add[rows, None] + ds_add[None, cols])
     n_new, s_new = n + dn, s + ds
     ll_new = powerlaw_loglik(n_new, s_new, powerlaw_alpha(n_new, s_new, d_min), d_min)
     nc, sc = n0 + n_new, s0 + s_new

@@ -37,6 +37,9 @@ from .surrogate import Propagation, glorot
 
 __all__ = [
     "MetaProblem",
+    "PairScores",
+    "exact_meta_scores",
+    "approx_meta_scores",
     "attack_loss",
     "exact_meta_gradient",
     "approx_meta_gradient",
@@ -106,8 +109,13 @@ def attack_loss(logits: torch.Tensor, p: MetaProblem) -> torch.Tensor:
     return loss
 
 
-def _unrolled_training(h0, k, p: MetaProblem):
-    """``T`` steps of SGD with momentum in the row-space coordinates ``B`` (see module doc)."""
+def _unrolled_training(h0, k, p: MetaProblem, record: list | None = None):
+    """``T`` steps of SGD with momentum in the row-space coordinates ``B`` (see module doc).
+
+    ``k`` enters as a constant; with ``record`` (a list), each step's ``(∂/∂H_t, B_t)`` is
+    appended during the backward pass, so that ``∂L/∂K = Σ_t (∂/∂H_t) B_tᵀ`` is one
+    ``n_L × Th × n_L`` product (:func:`_gram_gradient`) instead of ``T`` outer products.
+    """
     n_l = h0.size(0)
     b = h0.new_zeros(n_l, p.hidden)
     vb = torch.zeros_like(b)
@@ -115,6 +123,8 @@ def _unrolled_training(h0, k, p: MetaProblem):
     vw = torch.zeros_like(w2)
     for _ in range(p.steps):
         h = h0 + k @ b
+        if record is not None and h.requires_grad:
+            h.register_hook(lambda grad, b=b: record.append((grad, b.detach())))
         g = (torch.softmax(h @ w2, dim=1) - p.onehot_train) / n_l  # dCE/dZ on labelled nodes
         db, dw = g @ w2.t(), h.t() @ g
         vb = p.momentum * vb + db
@@ -124,24 +134,150 @@ def _unrolled_training(h0, k, p: MetaProblem):
     return b, w2
 
 
-def exact_meta_gradient(adj: torch.Tensor, p: MetaProblem, unroll: bool = True) -> torch.Tensor:
-    """Meta-gradient through ``p.steps`` unrolled SGD-momentum steps; ``adj: (N, N)``.
+def _gram_gradient(record: list) -> torch.Tensor:
+    """``Σ_t (∂/∂H_t) B_tᵀ`` from the pairs :func:`_unrolled_training` recorded."""
+    grads = torch.cat([g for g, _ in record], 1)
+    bs = torch.cat([b for _, b in record], 1)
+    return grads @ bs.t()
+
+
+@dataclass
+class PairScores:
+    """``∂L/∂a_uv`` (an undirected flip of ``(u, v)``) for every pair, kept as factors.
+
+    With ``M = U Vᵀ + E_L W_L`` (``∂L/∂Q · Xᵀ``; ``E_L`` the one-hot columns of the
+    labelled nodes) the symmetrised gradient with respect to ``Â`` is
+    ``g_sym = MÂ + ÂM + (MÂ + ÂM)ᵀ``, i.e.
+
+    * a dense rank-``4k`` part ``left @ rightᵀ`` (``left = [U, ÂV, ÂU, V]``,
+      ``right = [ÂV, U, V, ÂU]``, both ``(N, 4k)``);
+    * the labelled rows ``W_L Â`` (``lab_rows: (n_L, N)``), added to the rows *and* the
+      columns of the labelled nodes;
+    * ``Â E_L W_L`` and its transpose, from the sparse ``Â E_L`` (its non-zeros
+      ``a_rows, a_pos, a_vals``, sorted by row) and ``w_l: (n_L, N)``.
+
+    :meth:`pair_gradient` chains through the degree normalisation
+    (``g_sym_uv s_u s_v + c_u + c_v``), block by block: no ``(N, N)`` matrix is formed
+    unless a block asks for every row. ``lab_rows``/``w_l`` are ``None`` for the first-order
+    and approximate estimators. Memory: ``O(N·(k + n_L))``.
+    """
+
+    left: torch.Tensor
+    right: torch.Tensor
+    s: torch.Tensor
+    lab_nodes: torch.Tensor | None = None  # (n_L,) labelled nodes, sorted
+    lab_rows: torch.Tensor | None = None  # (n_L, N) W_L Â, rows in lab_nodes' order
+    a_rows: torch.Tensor | None = None  # non-zeros of Â E_L: row i, labelled position, value
+    a_pos: torch.Tensor | None = None
+    a_vals: torch.Tensor | None = None
+    w_l: torch.Tensor | None = None  # (n_L, N)
+    c: torch.Tensor | None = None  # (N,) degree-chain term, set by _finish
+    m_factors: tuple[torch.Tensor, torch.Tensor] | None = None  # (U, V) with M = U Vᵀ, high rank
+    prop: Propagation | None = None
+
+    @property
+    def num_nodes(self) -> int:
+        return self.left.size(0)
+
+    def g_sym(self, r0: int, r1: int, c0: int = 0) -> torch.Tensor:
+        """Rows ``r0:r1``, columns ``c0:N`` of ``g_sym = G + Gᵀ``, ``G = ∂L/∂Â``."""
+        if self.m_factors is not None and (r0, r1, c0) == (0, self.num_nodes, 0):
+            # the whole matrix of a high-rank M (A-Meta: rank T·h): form M once, then
+            # ÂM and ÂMᵀ by sparse products, instead of a rank-4Th product
+            u, v = self.m_factors
+            m = u @ v.t()
+            am, amt = self.prop(m), self.prop(m.t())
+            return am + am.t() + amt + amt.t()
+        g = self.left[r0:r1] @ self.right[c0:].t()
+        if self.lab_rows is not None:
+            nodes = self.lab_nodes
+            lo, hi = torch.searchsorted(nodes, torch.tensor([r0, r1], device=nodes.device)).tolist()
+            if hi > lo:  # labelled rows in the block
+                g.index_add_(0, nodes[lo:hi] - r0, self.lab_rows[lo:hi, c0:])
+            lo = int(torch.searchsorted(nodes, torch.tensor(c0, device=nodes.device)))
+            if nodes.numel() > lo:  # labelled columns in the block
+                g.index_add_(1, nodes[lo:] - c0, self.lab_rows[lo:, r0:r1].t())
+            lo, hi = torch.searchsorted(self.a_rows, torch.tensor([r0, r1], device=nodes.device)).tolist()
+            if hi > lo:  # Â E_L W_L on the block's rows
+                g.index_add_(0, self.a_rows[lo:hi] - r0, self.a_vals[lo:hi, None] * self.w_l[self.a_pos[lo:hi], c0:])
+            keep = self.a_rows >= c0  # and its transpose on the block's columns
+            if bool(keep.any()):
+                cols, pos, vals = self.a_rows[keep], self.a_pos[keep], self.a_vals[keep]
+                g.index_add_(1, cols - c0, (vals[:, None] * self.w_l[pos, r0:r1]).t())
+        return g
+
+    def pair_gradient(self, r0: int, r1: int, c0: int = 0) -> torch.Tensor:
+        """Rows ``r0:r1``, columns ``c0:N`` of ``∂L/∂a_uv + ∂L/∂a_vu``."""
+        g = self.g_sym(r0, r1, c0)
+        g *= self.s[r0:r1, None]
+        g *= self.s[None, c0:]
+        g += self.c[r0:r1, None]
+        g += self.c[None, c0:]
+        return g
+
+    def dense(self) -> torch.Tensor:
+        """The whole ``(N, N)`` pair gradient (small graphs and tests)."""
+        return self.pair_gradient(0, self.num_nodes)
+
+    def _finish(self, prop: Propagation) -> PairScores:
+        """Compute ``c_i = −½ d̃_i^{-3/2} Σ_j g_sym_ij Ã_ij s_j`` from the factors.
+
+        Uses ``Ã S Y = S⁻¹ Â Y`` (``Â = S Ã S``): for the dense part
+        ``Σ_j Ã_ij s_j left_i·right_j = left_i · (ÃS right)_i``; the sparse parts likewise.
+        """
+        s = self.s
+        acc = (self.left * prop(self.right)).sum(1)
+        if self.lab_rows is not None:
+            # every sparse term pairs a non-zero (i, p, Â_il) of Â E_L with a neighbour of i
+            rows, pos, vals = self.a_rows, self.a_pos, self.a_vals
+            lab = vals * self.lab_rows[pos, rows]
+            acc.index_add_(0, self.lab_nodes[pos], lab)  # labelled rows: Σ_j Â_lj (W_L Â)_pj
+            acc.index_add_(0, rows, lab)  # their columns
+            crow, cols, a_vals = prop.a_hat.crow_indices(), prop.a_hat.col_indices(), prop.a_hat.values()
+            counts = crow[rows + 1] - crow[rows]
+            entry = torch.repeat_interleave(torch.arange(rows.numel(), device=s.device), counts)
+            flat = torch.repeat_interleave(crow[rows] - torch.cumsum(counts, 0) + counts, counts)
+            flat = flat + torch.arange(flat.numel(), device=s.device)
+            j = cols[flat]  # neighbour j of row i = rows[entry]
+            prod = a_vals[flat] * vals[entry] * self.w_l[pos[entry], j]
+            acc.index_add_(0, rows[entry], prod)  # Â E_L W_L at the pair (i, j) of Ã
+            acc.index_add_(0, j, prod)  # its transpose
+        self.c = -0.5 * prop.deg.pow(-1.5) * acc / s
+        return self
+
+
+def _symmetric(prop: Propagation, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Factors of ``MÂ + ÂM + (MÂ + ÂM)ᵀ`` for ``M = u vᵀ``: ``([u, Âv, Âu, v], [Âv, u, v, Âu])``."""
+    au, av = prop(u), prop(v)
+    return torch.cat([u, av, au, v], 1), torch.cat([av, u, v, au], 1)
+
+
+def exact_meta_scores(prop: Propagation, p: MetaProblem, unroll: bool = True) -> PairScores:
+    """Meta-gradient through ``p.steps`` unrolled SGD-momentum steps, as :class:`PairScores`.
 
     With ``unroll=False`` the dependence of the trained weights on the graph is ignored
-    (the first-order approximation). Returns ``(N, N)``, symmetric.
+    (the first-order approximation).
     """
-    prop = Propagation.from_dense(adj)
     idx_l = p.idx_train
     x, xt = p.x, p.xt
+    n, d, n_l = x.size(0), x.size(1), idx_l.numel()
     with torch.no_grad():
-        z2 = prop(p.e_train, 2)  # Â² E_L, (N, n_L)
-        q_l = (xt @ z2).t().contiguous()  # Q_L = (Â² X)[L], (n_L, D)
+        order = torch.argsort(idx_l)
+        nodes = idx_l[order]
+        a_rows, a_pos, a_vals = _columns(prop, nodes)  # Â E_L (labelled nodes sorted), sparse
+        if d <= n_l:  # Q_L = (Â² X)[L] from N × D products
+            q_l = prop(x.to_dense() if x.layout != torch.strided else x, 2)[idx_l]
+        else:  # ... or from N × n_L ones: Q_Lᵀ = Xᵀ Â (Â E_L)
+            a_dense = torch.zeros(n, n_l, dtype=x.dtype, device=x.device)
+            a_dense[a_rows, order[a_pos]] = a_vals
+            q_l = (xt @ prop(a_dense)).t()
+        q_l = q_l.contiguous()  # (n_L, D)
         gram = q_l @ q_l.t()  # K, (n_L, n_L)
         h0 = prop(p.xw0, 2)[idx_l]  # Q_L W1_0, (n_L, h)
+    record: list = []
     with torch.enable_grad():
         h0 = h0.requires_grad_(unroll)
-        gram = gram.requires_grad_(unroll)
-        b_t, w2_t = _unrolled_training(h0, gram, p)
+        b_t, w2_t = _unrolled_training(h0, gram, p, record if unroll else None)
         with torch.no_grad():
             w1_t = p.w1 + q_l.t() @ b_t  # (D, h)
             xw1 = x @ w1_t  # (N, h)
@@ -152,39 +288,55 @@ def exact_meta_gradient(adj: torch.Tensor, p: MetaProblem, unroll: bool = True) 
         if unroll:
             dw1 = xt @ prop(f, 2)  # Q_Lᵀ-free form of Qᵀ F, (D, h)
             db = q_l @ dw1  # (n_L, h)
-            dh0, dgram = torch.autograd.grad([b_t, w2_t], [h0, gram], grad_outputs=[db, dw2])
+            (dh0,) = torch.autograd.grad([b_t, w2_t], [h0], grad_outputs=[db, dw2])
+            dgram = _gram_gradient(record)
     with torch.no_grad():
         # M = (∂L/∂Q) Xᵀ = F (X W1_T)ᵀ + E_L W_L   (W_L only when unrolling)
-        u, v = f, xw1
-        au, av = prop(u), prop(v)
-        g_sym = torch.cat([u, av, au, v], 1) @ torch.cat([av, u, v, au], 1).t()
+        left, right = _symmetric(prop, f, xw1)
+        out = PairScores(left, right, prop.s)
         if unroll:
-            w_l = b_t.detach() @ (x @ dw1).t()
-            w_l += dh0 @ p.xw0.t()
-            w_l += (dgram + dgram.t()) @ (x @ q_l.t()).t()  # (n_L, N)
-            w_l_a = prop(w_l.t()).t()  # W_L Â
-            g_sym[idx_l] += w_l_a
-            g_sym[:, idx_l] += w_l_a.t()
-            a_cols = prop(p.e_train).to_sparse_csr()  # Â E_L, sparse (N, n_L)
-            aw = a_cols @ w_l
-            g_sym += aw
-            g_sym += aw.t()
-        return prop.pair_gradient(g_sym)
+            lw = torch.cat([b_t.detach(), dh0], 1)
+            rw = torch.cat([x @ dw1, p.xw0], 1)
+            w_l = lw @ rw.t()
+            w_l += (x @ ((dgram + dgram.t()) @ q_l).t()).t()  # (n_L, N): n_L²·D + nnz(X)·n_L work, not n_L²·N
+            w_l = w_l[order].contiguous()
+            out.lab_nodes, out.w_l = nodes, w_l
+            out.lab_rows = prop(w_l.t()).t().contiguous()  # W_L Â
+            out.a_rows, out.a_pos, out.a_vals = a_rows, a_pos, a_vals
+        return out._finish(prop)
 
 
-def approx_meta_gradient(
-    adj: torch.Tensor, p: MetaProblem, generator: torch.Generator
-) -> torch.Tensor:
+def _columns(prop: Propagation, nodes: torch.Tensor):
+    """Non-zeros ``(row, position in nodes, value)`` of ``Â E_L``, sorted by row.
+
+    ``Â`` is symmetric, so column ``l`` is row ``l`` of the CSR operator.
+    """
+    crow, cols, vals = prop.a_hat.crow_indices(), prop.a_hat.col_indices(), prop.a_hat.values()
+    counts = crow[nodes + 1] - crow[nodes]
+    pos = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), counts)
+    start = torch.repeat_interleave(crow[nodes] - torch.cumsum(counts, 0) + counts, counts)
+    flat = start + torch.arange(int(counts.sum()), device=nodes.device)
+    rows, v = cols[flat], vals[flat]
+    order = torch.argsort(rows * nodes.numel() + pos)
+    return rows[order], pos[order], v[order]
+
+
+def exact_meta_gradient(adj: torch.Tensor, p: MetaProblem, unroll: bool = True) -> torch.Tensor:
+    """:func:`exact_meta_scores` of the dense ``adj: (N, N)`` as a dense ``(N, N)`` matrix."""
+    return exact_meta_scores(Propagation.from_dense(adj), p, unroll).dense()
+
+
+def approx_meta_scores(prop: Propagation, p: MetaProblem, generator: torch.Generator) -> PairScores:
     """Sum over ``p.steps`` Adam steps of the attack-loss gradient at the current weights.
 
     Weights are drawn afresh from ``generator`` (as in the authors' code). The training
     gradients are written out by hand (``∂/∂W1 = Xᵀ Â² E_L (G W2ᵀ)``), which keeps
-    autograd away from the sparse products. Returns ``(N, N)``, symmetric.
+    autograd away from the sparse products. ``M = Σ_t F_t (X W1_t)ᵀ`` has rank
+    ``T·h``: the factors are ``(N, 4Th)``.
     """
-    prop = Propagation.from_dense(adj)
-    d = p.x.size(1)
-    w1 = glorot(d, p.hidden, generator, p.dtype).to(adj.device)
-    w2 = glorot(p.hidden, p.num_classes, generator, p.dtype).to(adj.device)
+    d, dev = p.x.size(1), p.targets.device
+    w1 = glorot(d, p.hidden, generator, p.dtype).to(dev)
+    w2 = glorot(p.hidden, p.num_classes, generator, p.dtype).to(dev)
     w1.grad, w2.grad = torch.zeros_like(w1), torch.zeros_like(w2)
     opt = torch.optim.Adam([w1, w2], lr=p.approx_lr)
     z2 = prop(p.e_train, 2)  # Â² E_L, (N, n_L)
@@ -197,19 +349,21 @@ def approx_meta_gradient(
             s_leaf = s.requires_grad_(True)
             (f,) = torch.autograd.grad(attack_loss(s_leaf @ w2, p), [s_leaf])
         fs.append(f)
-        vs.append(xw1)
+        vs.append(xw1.detach())
         s_l = s[p.idx_train].detach()
         g = (torch.softmax(s_l @ w2, dim=1) - p.onehot_train) / n_l
         w2.grad.copy_(s_l.t() @ g)
         w1.grad.copy_(p.xt @ (z2 @ (g @ w2.t())))
         opt.step()
-    m = torch.cat(fs, 1) @ torch.cat(vs, 1).t()  # Σ_t F_t (X W1_t)ᵀ, (N, N)
-    am = prop(m)  # Â M
-    g_sym = am + am.t()
-    mt_a = prop(m.t())  # Â Mᵀ
-    g_sym += mt_a
-    g_sym += mt_a.t()
-    return prop.pair_gradient(g_sym)
+    with torch.no_grad():
+        u, v = torch.cat(fs, 1), torch.cat(vs, 1)
+        left, right = _symmetric(prop, u, v)
+        return PairScores(left, right, prop.s, m_factors=(u, v), prop=prop)._finish(prop)
+
+
+def approx_meta_gradient(adj: torch.Tensor, p: MetaProblem, generator: torch.Generator) -> torch.Tensor:
+    """:func:`approx_meta_scores` of the dense ``adj: (N, N)`` as a dense ``(N, N)`` matrix."""
+    return approx_meta_scores(Propagation.from_dense(adj), p, generator).dense()
 
 
 def reference_meta_gradient(adj: torch.Tensor, p: MetaProblem, unroll: bool = True) -> torch.Tensor:

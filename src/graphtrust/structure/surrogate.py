@@ -33,19 +33,34 @@ class Propagation:
     @classmethod
     def from_dense(cls, adj: torch.Tensor) -> Propagation:
         n = adj.size(0)
-        deg = adj.sum(1) + 1.0
-        s = deg.rsqrt()
         idx = adj.nonzero()
-        loops = torch.arange(n, device=adj.device)
-        rows = torch.cat([idx[:, 0], loops])
-        cols = torch.cat([idx[:, 1], loops])
-        order = torch.argsort(rows * n + cols)
-        rows, cols = rows[order], cols[order]
+        return cls.from_keys(idx[:, 0] * n + idx[:, 1], n, adj.dtype)
+
+    @classmethod
+    def from_keys(cls, keys: torch.Tensor, n: int, dtype: torch.dtype = torch.float32) -> Propagation:
+        """``Â`` of the graph whose directed edges are ``keys = u·n + v`` (both directions, no loops)."""
+        dev = keys.device
+        loops = torch.arange(n, device=dev)
+        all_keys = torch.sort(torch.cat([keys, loops * n + loops])).values
+        rows, cols = all_keys // n, all_keys % n
+        counts = torch.bincount(rows, minlength=n)
+        deg = counts.to(dtype)
+        s = deg.rsqrt()
         vals = s[rows] * s[cols]
-        crow = torch.zeros(n + 1, dtype=torch.long, device=adj.device)
-        crow[1:] = torch.cumsum(torch.bincount(rows, minlength=n), 0)
+        crow = torch.zeros(n + 1, dtype=torch.long, device=dev)
+        crow[1:] = torch.cumsum(counts, 0)
         a_hat = torch.sparse_csr_tensor(crow, cols, vals, (n, n), check_invariants=False)
         return cls(a_hat, s, deg, rows, cols)
+
+    def to(self, dtype: torch.dtype) -> Propagation:
+        """The same operator with values of ``dtype``."""
+        if self.s.dtype == dtype:
+            return self
+        s, deg = self.s.to(dtype), self.deg.to(dtype)
+        a = self.a_hat
+        a_hat = torch.sparse_csr_tensor(a.crow_indices(), a.col_indices(), a.values().to(dtype), a.shape,
+                                        check_invariants=False)
+        return Propagation(a_hat, s, deg, self.rows, self.cols)
 
     def __call__(self, y: torch.Tensor, times: int = 1) -> torch.Tensor:
         """``Â^times @ y`` for ``y: (N, k)``."""
