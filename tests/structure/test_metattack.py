@@ -163,6 +163,19 @@ def test_budget_rules():
         budget_flips("5", 100, 1000)
 
 
+def test_the_surrogate_fit_is_recorded_per_flip_and_a_poor_fit_warns(small):
+    data, split = small
+    with pytest.warns(UserWarning, match="has not fit"):
+        short = attack(data, split, "meta-self", 3, steps=1, lr=0.001, show_progress=False)
+    assert len(short.params["surrogate_loss"]) == 3 and len(short.params["surrogate_accuracy"]) == 3
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*has not fit")
+        long = attack(data, split, "meta-self", 3, steps=200, lr=0.1, show_progress=False)
+    assert max(long.params["surrogate_loss"]) < 0.3 < min(short.params["surrogate_loss"])
+
+
 def test_bad_steps_and_blocks_are_refused(small):
     data, split = small
     for steps in (0, -3, 2.5, True):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -215,12 +216,19 @@ def attack(
                 return approx_meta_scores(prop, problem, gen)
             if reinit:
                 problem.reinitialize(gen)
-            return exact_meta_scores(prop, problem, unroll=(kind == "exact"))
+            out = exact_meta_scores(prop, problem, unroll=(kind == "exact"))
+            fit.append(out.fit)
+            return out
 
+        fit: list[tuple[float, float]] = []
         keys = _keys(ei.to(dev), n)
         keys, flips, inserted = _greedy(keys, n, score, flips_needed, deg_clean, ll_constraint, method,
                                         show_progress, problem.dtype, block_rows)
         adj = None
+        if fit:
+            params["surrogate_loss"] = [round(f[0], 5) for f in fit]
+            params["surrogate_accuracy"] = [round(f[1], 5) for f in fit]
+            _check_fit(fit, steps, method)
     else:
         adj = to_dense(ei.to(dev), n)
         flips, inserted = _sample(adj, kind, labels, flips_needed, deg_clean, ll_constraint, gen, method, show_progress)
@@ -308,6 +316,24 @@ def _range(sorted_keys: torch.Tensor, lo: int, hi: int) -> torch.Tensor:
     """The entries of ``sorted_keys`` in ``[lo, hi)``."""
     a, b = torch.searchsorted(sorted_keys, torch.tensor([lo, hi], device=sorted_keys.device)).tolist()
     return sorted_keys[a:b]
+
+
+#: a surrogate whose training loss stays above this at step T has not fit its labels
+FIT_LOSS = 0.3
+
+
+def _check_fit(fit: list[tuple[float, float]], steps: int, method: str) -> None:
+    """Warn when the inner surrogate ended most flips with a training loss above :data:`FIT_LOSS`."""
+    losses = sorted(f[0] for f in fit)
+    median = losses[len(losses) // 2]
+    if median > FIT_LOSS:
+        acc = sorted(f[1] for f in fit)[len(fit) // 2]
+        warnings.warn(
+            f"{method}: the surrogate has not fit its training labels: median training loss {median:.2f} "
+            f"(accuracy {acc:.0%}) after T = {steps} steps, over {len(fit)} flips. The meta-gradient then "
+            "describes an under-trained model; raise steps or lr (the losses per flip are in result.params).",
+            stacklevel=3,
+        )
 
 
 _LOWER: dict = {}

@@ -134,6 +134,14 @@ def _unrolled_training(h0, k, p: MetaProblem, record: list | None = None):
     return b, w2
 
 
+def _fit(h: torch.Tensor, w2: torch.Tensor, p: MetaProblem) -> tuple[float, float]:
+    """Training cross-entropy and accuracy of the surrogate with hidden ``h: (n_L, h)``."""
+    logits = h @ w2
+    loss = F.cross_entropy(logits, p.y_train)
+    acc = (logits.argmax(1) == p.y_train).to(logits.dtype).mean()
+    return float(loss), float(acc)
+
+
 def _gram_gradient(record: list) -> torch.Tensor:
     """``Σ_t (∂/∂H_t) B_tᵀ`` from the pairs :func:`_unrolled_training` recorded."""
     grads = torch.cat([g for g, _ in record], 1)
@@ -174,6 +182,7 @@ class PairScores:
     c: torch.Tensor | None = None  # (N,) degree-chain term, set by _finish
     m_factors: tuple[torch.Tensor, torch.Tensor] | None = None  # (U, V) with M = U Vᵀ, high rank
     prop: Propagation | None = None
+    fit: tuple[float, float] | None = None  # the surrogate's training loss and accuracy at step T
 
     @property
     def num_nodes(self) -> int:
@@ -293,7 +302,7 @@ def exact_meta_scores(prop: Propagation, p: MetaProblem, unroll: bool = True) ->
     with torch.no_grad():
         # M = (∂L/∂Q) Xᵀ = F (X W1_T)ᵀ + E_L W_L   (W_L only when unrolling)
         left, right = _symmetric(prop, f, xw1)
-        out = PairScores(left, right, prop.s)
+        out = PairScores(left, right, prop.s, fit=_fit(h0.detach() + gram @ b_t.detach(), w2_t.detach(), p))
         if unroll:
             lw = torch.cat([b_t.detach(), dh0], 1)
             rw = torch.cat([x @ dw1, p.xw0], 1)
