@@ -5,7 +5,7 @@ import torch
 
 from graphtrust import datasets
 from graphtrust.models import LogisticRegression
-from graphtrust.splits import stratified_split
+from graphtrust.splits import Split, stratified_split
 from graphtrust.training import Summary, fit, repeat, summarize
 
 
@@ -58,3 +58,24 @@ def test_repeat_is_seeded_and_handles_mappings():
     assert d["y"].mean == 3.0 and d["x"].seeds == (1, 2)
     with pytest.raises(ValueError):
         repeat(lambda s: 0.0, [])
+
+
+def test_weight_decay_on_the_first_layer_only():
+    from graphtrust.models import GCN
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(30, 5, generator=g)
+    ei = torch.randint(30, (2, 80), generator=g)
+    ei = torch.cat([ei, ei.flip(0)], 1)
+    y = torch.randint(3, (30,), generator=g)
+    split = Split(torch.arange(20), torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long))
+    norms = {}
+    for decay, wd in (("all", 1.0), ("first", 1.0), ("all", 0.0)):
+        torch.manual_seed(0)
+        m = fit(GCN(5, 8, 3, dropout=0.0), x, ei, y, split, epochs=100, weight_decay=wd, patience=None,
+                decay=decay).model
+        norms[decay, wd] = (float(m.convs[0].lin.weight.norm()), float(m.convs[1].lin.weight.norm()))
+    assert norms["first", 1.0][1] > 2 * norms["all", 1.0][1]  # the second layer is free
+    assert norms["first", 1.0][0] < 0.5 * norms["all", 0.0][0]  # the first is decayed
+    with pytest.raises(ValueError, match="decay"):
+        fit(GCN(5, 8, 3), x, ei, y, split, epochs=2, decay="last")

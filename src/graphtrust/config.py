@@ -210,6 +210,9 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             deepwalk_epochs=10,
             split_seed=0,
             attack_seed=0,
+            # the gap attribution (structure.cells, experiment metattack_gaps); not run by the chapter
+            gaps=dict(datasets=("cora_ml",), modes=("paper", "strong"), labels=("self", "true"), splits=(0,),
+                      attack_seeds=(0,)),
             runtime="about 15 minutes on 2 idle CPU cores (936 s in a clean-clone CI run, 2026-12-03)",
         ),
         "full": dict(
@@ -227,6 +230,8 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             deepwalk_epochs=10,
             split_seed=0,
             attack_seed=0,
+            gaps=dict(datasets=("cora_ml", "cora_npz", "citeseer_npz"), modes=("ours", "paper", "strong"),
+                      labels=("self", "true"), splits=(0, 1, 2), attack_seeds=(0, 1, 2)),
             runtime="about 1 hour on 2 CPU cores; minutes on a GPU",
         ),
     },

@@ -66,12 +66,16 @@ def fit(
     patience: int | None = 50,
     device: torch.device | str | None = None,
     show_progress: bool = False,
+    decay: str = "all",
 ) -> FitResult:
     """Train ``model`` on ``split.train``; early-stop on the validation loss.
 
     Shapes: ``x: (N, D)``, ``y: (N,)``, ``graph`` whatever the model takes (``edge_index``,
     a dense ``(N, N)`` adjacency, or ``None``). With an empty validation set, or
     ``patience=None``, training runs all ``epochs`` and keeps the last weights.
+    ``decay``: ``"all"`` puts ``weight_decay`` on every parameter (Adam's L2 term);
+    ``"first"`` only on the first layer's (``model.convs[0]``), as Kipf & Welling's GCN code
+    and the Metattack authors' TensorFlow models do.
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -86,7 +90,18 @@ def fit(
     x, y, split = x.to(dev), y.to(dev), split.to(dev)
     if isinstance(graph, torch.Tensor):
         graph = graph.to(dev)
-    opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    if decay == "all":
+        opt = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    elif decay == "first":
+        if not hasattr(model, "convs"):
+            raise ValueError(f"decay='first' needs a model with layers in .convs, got {type(model).__name__}")
+        first = {id(q) for q in model.convs[0].parameters()}
+        opt = torch.optim.Adam([
+            {"params": [q for q in model.parameters() if id(q) in first], "weight_decay": weight_decay},
+            {"params": [q for q in model.parameters() if id(q) not in first], "weight_decay": 0.0},
+        ], lr=lr)
+    else:
+        raise ValueError(f"decay must be 'all' or 'first', got {decay!r}")
     use_val = split.val.numel() > 0 and patience is not None
     best_loss, best_epoch, best_state, waited = math.inf, 0, None, 0
     history: list[dict[str, float]] = []

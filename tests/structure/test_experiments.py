@@ -91,3 +91,25 @@ def test_a_run_in_parts_combines_into_the_whole():
         experiments.combine(parts[::-1])
     with pytest.raises(ValueError, match="not in the test profile"):
         experiments.run(sz, attacks=("nettack",))
+
+
+def test_gap_cells_record_the_attack_and_its_explanations():
+    from graphtrust import config
+    from graphtrust.structure.cells import GAPS
+
+    sz = config.sizes("metattack", "quick")
+    sz = config.Sizes("metattack", "quick", {**sz, "victim_seeds": (0,), "main_budget": 0.004,
+                                             "gaps": dict(datasets=("cora_ml",), modes=("paper", "ours"),
+                                                          labels=("self", "true"), splits=(0,),
+                                                          attack_seeds=(0,))})
+    grid = GAPS.grid(sz)
+    assert len(grid) == 2 + 4
+    ctx = {"sizes": sz}  # what the harness passes; small sizes keep the test short
+    recs = {(c["attack"], c["labels"]): GAPS.measure(dict(c), ctx) for c in grid.only(mode=["paper"]).cells()}
+    clean = recs["clean", "-"][0]
+    true, selfl = recs["meta-self", "true"][0], recs["meta-self", "self"][0]
+    assert set(clean) == {"victim_seed", "error"}
+    assert true["self_label_accuracy"] == 1.0 and true["flips_touching_wrong_label"] == 0.0
+    assert 0.5 < selfl["self_label_accuracy"] < 1.0
+    assert true["steps"] == 100 and true["reinit"] is False and true["flips"] == int(0.004 * 7981)
+    assert 0 <= true["error"] <= 1

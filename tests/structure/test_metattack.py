@@ -176,6 +176,45 @@ def test_the_surrogate_fit_is_recorded_per_flip_and_a_poor_fit_warns(small):
     assert max(long.params["surrogate_loss"]) < 0.3 < min(short.params["surrogate_loss"])
 
 
+def test_modes_set_theta0_steps_and_recipe(small):
+    from graphtrust.structure.attacks import MODES
+
+    data, split = small
+    with pytest.raises(ValueError, match="unknown mode"):
+        attack(data, split, "meta-self", 2, mode="faithful", show_progress=False)
+    paper = attack(data, split, "meta-self", 2, mode="paper", show_progress=False)
+    assert paper.params["reinit"] is False and paper.params["steps"] == 100 and paper.params["mode"] == "paper"
+    ours = attack(data, split, "meta-self", 2, steps=5, show_progress=False)
+    assert ours.params["reinit"] is True and ours.params["steps"] == 5
+    assert set(MODES) == {"ours", "paper", "strong"}
+
+
+def test_strong_mode_trains_the_surrogate_until_it_fits(small):
+    from graphtrust.structure.attacks import FIT_LOSS, choose_steps
+
+    data, split = small
+    t, curve = choose_steps(data, split, ladder=(1, 50, 400))
+    assert t in (50, 400) and curve[t][0] < FIT_LOSS and len(curve) == 401
+    assert curve[0][0] > curve[t][0]
+    with pytest.warns(UserWarning, match="does not fit"):
+        assert choose_steps(data, split, lr=1e-4, ladder=(1, 2))[0] == 2
+    res = attack(data, split, "meta-self", 2, mode="strong", show_progress=False)
+    assert res.params["steps"] == choose_steps(data, split)[0]
+    assert max(res.params["surrogate_loss"]) < 1.0
+
+
+def test_training_curve_ends_where_the_meta_gradient_surrogate_ends():
+    from graphtrust.structure.metagradient import exact_meta_scores, training_curve
+    from graphtrust.structure.surrogate import Propagation
+
+    a, p = _problem(seed=2, steps=7)
+    prop = Propagation.from_dense(a)
+    curve = training_curve(prop, p, 7)
+    loss, acc = exact_meta_scores(prop, p).fit
+    assert len(curve) == 8 and curve[-1] == pytest.approx((loss, acc), rel=1e-9)
+    assert curve[0][0] > curve[-1][0]
+
+
 def test_bad_steps_and_blocks_are_refused(small):
     data, split = small
     for steps in (0, -3, 2.5, True):

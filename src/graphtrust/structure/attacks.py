@@ -25,10 +25,17 @@ from ..progress import progress
 from ..splits import Split
 from ..training import fit
 from .constraints import degree_test_block, degree_test_statistic
-from .metagradient import MetaProblem, PairScores, approx_meta_scores, exact_meta_scores
+from .metagradient import (
+    MetaProblem,
+    PairScores,
+    approx_meta_scores,
+    exact_meta_scores,
+    training_curve,
+)
 from .surrogate import Propagation
+from .victims import RECIPES
 
-__all__ = ["METHODS", "AttackResult", "attack", "block_rows", "budget_flips", "self_training_labels"]
+__all__ = ["METHODS", "MODES", "Mode", "STEP_LADDER", "choose_steps", "AttackResult", "attack", "block_rows", "budget_flips", "self_training_labels"]
 
 # method -> (kind, lambda of the attack loss)
 METHODS: dict[str, tuple[str, float | None]] = {
@@ -123,21 +130,82 @@ def _check(data: Data, split: Split) -> tuple[torch.Tensor, int]:
     return ei, num_classes
 
 
-def self_training_labels(data: Data, split: Split, seed: int = 0, device: torch.device | None = None) -> torch.Tensor:
+def self_training_labels(data: Data, split: Split, seed: int = 0, device: torch.device | None = None,
+                         recipe: str = "ours") -> torch.Tensor:
     """The attacker's labels: true on the labelled nodes, a linear GCN's predictions elsewhere.
 
     The surrogate is the linearised two-layer GCN (hidden 16, dropout 0.5, Adam 0.01,
-    weight decay 5e-4, 200 epochs), as in the authors' demo.
+    weight decay 5e-4, 200 epochs), as in the authors' demo. ``recipe="ours"``: no biases,
+    decay on both layers; ``"authors"``: biases, decay on the first layer only (their
+    TensorFlow model).
     """
+    if recipe not in RECIPES:
+        raise ValueError(f"unknown recipe {recipe!r}; one of {', '.join(RECIPES)}")
     dev = device or config.device()
     config.seed_everything(seed)
-    model = GCN(data.num_features, 16, int(data.y.max()) + 1, activation=None, bias=False)
+    model = GCN(data.num_features, 16, int(data.y.max()) + 1, activation=None, bias=recipe == "authors")
     train_only = Split(split.train, torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long))
-    res = fit(model, data.x, data.edge_index, data.y, train_only, epochs=200, patience=None, device=dev)
+    res = fit(model, data.x, data.edge_index, data.y, train_only, epochs=200, patience=None, device=dev,
+              decay=RECIPES[recipe])
     with torch.no_grad():
         pred = res.model(data.x.to(dev), data.edge_index.to(dev)).argmax(1).cpu()
     pred[split.train] = data.y[split.train]
     return pred
+
+
+@dataclass(frozen=True)
+class Mode:
+    """How a gradient attack is set up: see :data:`MODES`."""
+
+    name: str
+    reinit: bool  # redraw the surrogate's initial weights θ₀ before every flip
+    steps: int | None  # inner training steps T (None: the caller's, or the fit ladder)
+    fit_steps: bool  # choose T on the clean graph: the smallest of STEP_LADDER that fits
+    recipe: str  # self-training surrogate and victims (victims.RECIPES)
+    doc: str
+
+
+#: the inner training steps ``strong`` tries, in order
+STEP_LADDER = (100, 200, 400, 800)
+
+MODES: dict[str, Mode] = {m.name: m for m in (
+    Mode("ours", True, None, False, "ours",
+         "the library's defaults: θ₀ redrawn before every flip (as DeepRobust), T as given (100 unless "
+         "set), the self-training surrogate without biases and every layer decayed"),
+    Mode("paper", False, 100, False, "authors",
+         "the authors' TensorFlow code as far as the facts allow: one θ₀ for all flips, T = 100, SGD with "
+         "lr 0.1 and momentum 0.9, self-training surrogate and victims with biases and weight decay on "
+         "the first layer only; their split (sklearn, seed 15) is not reproduced"),
+    Mode("strong", False, None, True, "authors",
+         "the paper's mode with the inner training run until the surrogate fits: T is the smallest of "
+         "STEP_LADDER whose training loss on the clean graph is below FIT_LOSS, and the fit is recorded "
+         "at every flip"),
+)}
+
+
+def choose_steps(data: Data, split: Split, lr: float = 0.1, momentum: float = 0.9, hidden: int = 16,
+                 seed: int = 0, ladder: tuple[int, ...] = STEP_LADDER, device=None) -> tuple[int, list]:
+    """The smallest ``T`` of ``ladder`` after which the surrogate's training loss on the clean
+    graph is below :data:`FIT_LOSS`; and the curve ``[(loss, accuracy), …]`` up to ``max(ladder)``.
+
+    Warns and returns ``max(ladder)`` when none fits.
+    """
+    dev = torch.device(device) if device is not None else config.device()
+    ei, num_classes = _check(data, split)
+    n = data.num_nodes
+    unlabeled = torch.ones(n, dtype=torch.bool)
+    unlabeled[split.train] = False
+    p = MetaProblem(x=as_operator(data.x.to(dev)), targets=data.y.to(dev), idx_train=split.train.to(dev),
+                    idx_unlabeled=unlabeled.nonzero().view(-1).to(dev), num_classes=num_classes,
+                    hidden=hidden, lr=lr, momentum=momentum)
+    p.reinitialize(torch.Generator().manual_seed(seed))
+    curve = training_curve(Propagation.from_keys(_keys(ei.to(dev), n), n, p.dtype), p, max(ladder))
+    for t in sorted(ladder):
+        if curve[t][0] < FIT_LOSS:
+            return t, curve
+    warnings.warn(f"the surrogate does not fit within T = {max(ladder)} steps (training loss "
+                  f"{curve[-1][0]:.2f}); using T = {max(ladder)}", stacklevel=2)
+    return max(ladder), curve
 
 
 def attack(
@@ -147,17 +215,18 @@ def attack(
     budget: int | float,
     *,
     seed: int = 0,
-    steps: int = 100,
+    steps: int | None = None,
     hidden: int = 16,
     lr: float = 0.1,
     momentum: float = 0.9,
     approx_lr: float = 0.01,
     ll_constraint: bool = False,
-    reinit: bool = True,
+    reinit: bool | None = None,
     labels: torch.Tensor | None = None,
     device: torch.device | str | None = None,
     show_progress: bool = True,
     block_rows: int | None = None,
+    mode: str = "ours",
 ) -> AttackResult:
     """Poison the structure of ``data`` with ``method`` (see :data:`METHODS`).
 
@@ -167,30 +236,43 @@ def attack(
     the labels of unlabelled nodes). ``steps``/``lr``/``momentum``: the unrolled SGD of
     the exact attacks; ``approx_lr``: Adam for A-Meta. ``reinit``: draw the surrogate's
     initial weights afresh before every flip (as DeepRobust; the authors' TensorFlow code
-    reuses one draw, ``reinit=False``). ``block_rows``: rows of the score scanned at once by
+    reuses one draw, ``reinit=False``). ``mode`` (:data:`MODES`: ``ours``, ``paper``,
+    ``strong``) sets ``reinit``, ``steps`` and the self-training recipe unless they are
+    given; ``strong`` chooses ``steps`` with :func:`choose_steps`. ``block_rows``: rows of the score scanned at once by
     the gradient attacks (default: :func:`block_rows`); no ``(N, N)`` matrix is formed
     unless a block holds every row. Returns an :class:`AttackResult`.
     """
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; one of {', '.join(METHODS)}")
     kind, lam = METHODS[method]
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; one of {', '.join(MODES)}")
+    md = MODES[mode]
+    reinit = md.reinit if reinit is None else reinit
     ei, num_classes = _check(data, split)
     n = data.num_nodes
     num_edges = ei.size(1) // 2
     flips_needed = budget_flips(budget, num_edges, n * (n - 1) // 2)
+    dev = torch.device(device) if device is not None else config.device()
+    if steps is None:
+        if md.steps is not None:
+            steps = md.steps
+        elif md.fit_steps and kind in ("exact", "first-order"):
+            steps, _ = choose_steps(data, split, lr, momentum, hidden, seed, device=dev)
+        else:
+            steps = 100
     if kind in ("exact", "approx", "first-order") and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
         raise ValueError(f"steps (T, the surrogate's training steps) must be a positive int, got {steps!r}")
     if block_rows is not None and block_rows < 1:
         raise ValueError(f"block_rows must be positive, got {block_rows!r}")
-    dev = torch.device(device) if device is not None else config.device()
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
     if labels is None and kind != "random":
-        labels = self_training_labels(data, split, seed=seed, device=dev)
+        labels = self_training_labels(data, split, seed=seed, device=dev, recipe=md.recipe)
     deg_clean = torch.bincount(ei[0].to(dev), minlength=n).float()
     unlabeled = torch.ones(n, dtype=torch.bool)
     unlabeled[split.train] = False
-    params: dict[str, Any] = {"seed": seed, "ll_constraint": ll_constraint}
+    params: dict[str, Any] = {"seed": seed, "ll_constraint": ll_constraint, "mode": mode}
 
     if kind in ("exact", "approx", "first-order"):
         problem = MetaProblem(

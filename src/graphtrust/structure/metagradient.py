@@ -27,6 +27,7 @@ No ``N × N`` matrix is formed before that final assembly.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -40,6 +41,7 @@ __all__ = [
     "PairScores",
     "exact_meta_scores",
     "approx_meta_scores",
+    "training_curve",
     "attack_loss",
     "exact_meta_gradient",
     "approx_meta_gradient",
@@ -109,12 +111,13 @@ def attack_loss(logits: torch.Tensor, p: MetaProblem) -> torch.Tensor:
     return loss
 
 
-def _unrolled_training(h0, k, p: MetaProblem, record: list | None = None):
+def _unrolled_training(h0, k, p: MetaProblem, record: list | None = None, curve: list | None = None):
     """``T`` steps of SGD with momentum in the row-space coordinates ``B`` (see module doc).
 
     ``k`` enters as a constant; with ``record`` (a list), each step's ``(∂/∂H_t, B_t)`` is
     appended during the backward pass, so that ``∂L/∂K = Σ_t (∂/∂H_t) B_tᵀ`` is one
     ``n_L × Th × n_L`` product (:func:`_gram_gradient`) instead of ``T`` outer products.
+    With ``curve`` (a list), the training loss and accuracy before each step are appended.
     """
     n_l = h0.size(0)
     b = h0.new_zeros(n_l, p.hidden)
@@ -125,7 +128,11 @@ def _unrolled_training(h0, k, p: MetaProblem, record: list | None = None):
         h = h0 + k @ b
         if record is not None and h.requires_grad:
             h.register_hook(lambda grad, b=b: record.append((grad, b.detach())))
-        g = (torch.softmax(h @ w2, dim=1) - p.onehot_train) / n_l  # dCE/dZ on labelled nodes
+        prob = torch.softmax(h @ w2, dim=1)
+        if curve is not None:
+            picked = prob.detach()[torch.arange(n_l, device=prob.device), p.y_train]
+            curve.append((float(-picked.log().mean()), float((prob.detach().argmax(1) == p.y_train).double().mean())))
+        g = (prob - p.onehot_train) / n_l  # dCE/dZ on labelled nodes
         db, dw = g @ w2.t(), h.t() @ g
         vb = p.momentum * vb + db
         vw = p.momentum * vw + dw
@@ -140,6 +147,23 @@ def _fit(h: torch.Tensor, w2: torch.Tensor, p: MetaProblem) -> tuple[float, floa
     loss = F.cross_entropy(logits, p.y_train)
     acc = (logits.argmax(1) == p.y_train).to(logits.dtype).mean()
     return float(loss), float(acc)
+
+
+def training_curve(prop: Propagation, p: MetaProblem, steps: int) -> list[tuple[float, float]]:
+    """The surrogate's training loss and accuracy after ``0 … steps`` steps on the graph of ``prop``.
+
+    The same SGD-with-momentum steps (``p.lr``, ``p.momentum``, initial weights ``p.w1, p.w2``)
+    as the meta-gradient, without the graph's gradient. Returns ``steps + 1`` pairs.
+    """
+    with torch.no_grad():
+        q_l = _labelled_features(prop, p, *_columns(prop, p.idx_train))
+        h0 = prop(p.xw0, 2)[p.idx_train]
+        gram = q_l @ q_l.t()
+        curve: list[tuple[float, float]] = []
+        q = dataclasses.replace(p, steps=steps)
+        b, w2 = _unrolled_training(h0, gram, q, curve=curve)
+        curve.append(_fit(h0 + gram @ b, w2, q))
+    return curve
 
 
 def _gram_gradient(record: list) -> torch.Tensor:
@@ -269,18 +293,11 @@ def exact_meta_scores(prop: Propagation, p: MetaProblem, unroll: bool = True) ->
     """
     idx_l = p.idx_train
     x, xt = p.x, p.xt
-    n, d, n_l = x.size(0), x.size(1), idx_l.numel()
     with torch.no_grad():
         order = torch.argsort(idx_l)
         nodes = idx_l[order]
         a_rows, a_pos, a_vals = _columns(prop, nodes)  # Â E_L (labelled nodes sorted), sparse
-        if d <= n_l:  # Q_L = (Â² X)[L] from N × D products
-            q_l = prop(x.to_dense() if x.layout != torch.strided else x, 2)[idx_l]
-        else:  # ... or from N × n_L ones: Q_Lᵀ = Xᵀ Â (Â E_L)
-            a_dense = torch.zeros(n, n_l, dtype=x.dtype, device=x.device)
-            a_dense[a_rows, order[a_pos]] = a_vals
-            q_l = (xt @ prop(a_dense)).t()
-        q_l = q_l.contiguous()  # (n_L, D)
+        q_l = _labelled_features(prop, p, a_rows, order[a_pos], a_vals)  # (n_L, D)
         gram = q_l @ q_l.t()  # K, (n_L, n_L)
         h0 = prop(p.xw0, 2)[idx_l]  # Q_L W1_0, (n_L, h)
     record: list = []
@@ -313,6 +330,20 @@ def exact_meta_scores(prop: Propagation, p: MetaProblem, unroll: bool = True) ->
             out.lab_rows = prop(w_l.t()).t().contiguous()  # W_L Â
             out.a_rows, out.a_pos, out.a_vals = a_rows, a_pos, a_vals
         return out._finish(prop)
+
+
+def _labelled_features(prop: Propagation, p: MetaProblem, a_rows, a_pos, a_vals) -> torch.Tensor:
+    """``Q_L = (Â² X)[L]: (n_L, D)``, rows in ``p.idx_train``'s order.
+
+    From ``N × D`` products when ``D <= n_L``, else from the ``N × n_L`` ones
+    ``Q_Lᵀ = Xᵀ Â (Â E_L)`` (``a_*``: the non-zeros of ``Â E_L``, positions in ``idx_train``).
+    """
+    x, idx_l = p.x, p.idx_train
+    if x.size(1) <= idx_l.numel():
+        return prop(x.to_dense() if x.layout != torch.strided else x, 2)[idx_l].contiguous()
+    a_dense = torch.zeros(x.size(0), idx_l.numel(), dtype=x.dtype, device=x.device)
+    a_dense[a_rows, a_pos] = a_vals
+    return (p.xt @ prop(a_dense)).t().contiguous()
 
 
 def _columns(prop: Propagation, nodes: torch.Tensor):
