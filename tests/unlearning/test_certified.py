@@ -44,7 +44,7 @@ def test_primal_and_dual_hessian_solves_agree(setup):
 def test_bound_covers_the_true_residual_on_exact_data(setup):
     data, x, train = setup
     g = Graph(data.edge_index, data.num_nodes)
-    lp = LazyPropagation(g, x, r_max=5e-3)  # coarse: a real approximation term
+    lp = LazyPropagation(g, x, r_max=3e-3)  # coarse: a real approximation term
     y = data.y
     model = CertifiedLinear(3, lam=1e-2, alpha=10.0, delta=1e-4).fit(lp.embedding[train], y[train])
     ei = g.edge_index()
@@ -62,6 +62,7 @@ def test_bound_covers_the_true_residual_on_exact_data(setup):
         rec = model.remove(z_old, y_old, lp.embedding[keep], y[keep], lp.error_bound())
         true = model.gradient(model.w, exact_embedding(g, lp.features())[keep], y[keep]).norm(dim=0)
         assert bool((true <= rec.total + 1e-12).all()), (true, rec.total)
+        assert float(true.norm()) <= rec.model_total + 1e-12
         assert rec.certified
     assert float(rec.approximation.max()) > 0
     # a budget smaller than the approximation term cannot be met by retraining: flush
@@ -82,3 +83,69 @@ def test_exceeding_the_budget_retrains_with_fresh_noise(setup):
     assert rec.retrained and model.retrains == 1 and not torch.equal(b0, model.b)
     with pytest.raises(RuntimeError):
         CertifiedLinear(3).remove(z, data.y[train], z, data.y[train])
+
+
+def test_newton_bound_holds_without_unit_row_norms(setup):
+    """Rows with norms up to 3 (the lazy embeddings' rows can exceed 1): the bound
+    γ‖Z'‖₂‖Z'Δw‖_∞‖Z'Δw‖₂ still covers the true residual of every removal."""
+    data, x, train = setup
+    z = 3.0 * x[train]
+    y = data.y[train]
+    assert float(z.norm(dim=1).max()) > 2.5
+    model = CertifiedLinear(3, lam=1e-2, alpha=0.1).fit(z, y)
+    model.budget = float("inf")  # never retrain: the test is about the bound
+    keep = torch.arange(z.size(0))
+    for i in range(5):
+        old = keep
+        keep = keep[keep != int(keep[3 * i])]
+        rec = model.remove(z[old], y[old], z[keep], y[keep])
+        true = model.gradient(model.w, z[keep], y[keep]).norm(dim=0)
+        assert bool((true <= rec.total + 1e-12).all()) and not rec.retrained
+
+
+def test_the_certificate_is_on_the_model_not_on_each_class(setup):
+    """Every class under the budget, their combination over it: the model is retrained."""
+    data, x, train = setup
+    z, y = x[train], data.y[train]
+    probe = CertifiedLinear(3, lam=1e-3, alpha=100.0, seed=1).fit(z, y)
+    per_class = probe.remove(z, y, z[20:], y[20:]).total
+    budget = 0.5 * (float(per_class.max()) + float(per_class.norm()))
+    assert float(per_class.max()) < budget < float(per_class.norm())
+    model = CertifiedLinear(3, lam=1e-3, alpha=100.0, seed=1).fit(z, y)
+    model.budget = budget
+    rec = model.remove(z, y, z[20:], y[20:])
+    assert rec.retrained and model.retrains == 1
+    assert rec.causes and rec.causes[0].startswith("retrain: the accumulated bound")
+
+
+def test_a_flush_comes_before_a_retrain_and_is_recorded(setup):
+    import copy
+
+    data, x, train = setup
+    g = Graph(data.edge_index, data.num_nodes)
+    lp = LazyPropagation(g, x, r_max=5e-3)
+    y = data.y
+    model = CertifiedLinear(3, lam=1e-2, alpha=100.0).fit(lp.embedding[train], y[train])
+    ei = g.edge_index()
+    edges = ei[:, ei[0] < ei[1]][:, ::40].t()  # 20-odd edges spread over the graph
+    z_old = lp.embedding[train]
+    lp.remove_edges(edges)
+    dry_model, dry_lp = copy.deepcopy(model), copy.deepcopy(lp)
+    lazy = dry_model.remove(z_old, y[train], dry_lp.embedding[train], y[train], dry_lp.error_bound())
+    dry_lp.flush()
+    exact = copy.deepcopy(model).remove(z_old, y[train], dry_lp.embedding[train], y[train], dry_lp.error_bound())
+    approx, newton = float(lazy.approximation.norm()), exact.model_total
+    assert approx > 100 * newton > 0
+    model.budget = (approx * newton) ** 0.5  # between: flushing suffices, retraining is not needed
+    calls = []
+
+    def flush():
+        calls.append(1)
+        lp.flush()
+        return lp.embedding[train], lp.error_bound()
+
+    rec = model.remove(z_old, y[train], lp.embedding[train], y[train], lp.error_bound(), flush=flush)
+    assert calls == [1] and rec.flushed and not rec.retrained and rec.certified
+    assert rec.causes[0].startswith("flush:") and len(rec.causes) == 1
+    assert float(rec.approximation.max()) == 0.0
+    assert rec.model_total == pytest.approx(newton, rel=1e-9)

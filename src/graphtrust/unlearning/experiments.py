@@ -121,8 +121,15 @@ class Unlearner:
         idx = self.p.test if idx is None else idx
         return self.model.accuracy(self.embedding[idx], self.p.y[idx])
 
+    def _flush(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Push every residue (exact embeddings); the training rows and their error bound."""
+        self.lazy.flush()
+        self.flushes += 1
+        return self.embedding[self.train], self.lazy.error_bound()
+
     def remove(self, kind: str, items: torch.Tensor) -> dict[str, Any]:
-        """Serve one removal request; returns (and records) what it cost and did."""
+        """Serve one removal request; returns (and records) what it cost and did: per-class
+        maxima of the bounds, the model-level total, and the causes of any flush or retrain."""
         y = self.p.y
         z_old, y_old = self.embedding[self.train], y[self.train]
         t0 = time.perf_counter()
@@ -149,31 +156,25 @@ class Unlearner:
         t_emb = time.perf_counter() - t0
         t1 = time.perf_counter()
         z_new, y_new = self.embedding[self.train], y[self.train]
-        flushed_from = None
         if self.method == "retrain":
             self.model.fit(z_new, y_new)
             rec = None
         else:
-            err = self.lazy.error_bound() if self.lazy is not None else None
-            rec = self.model.remove(z_old, y_old, z_new, y_new, err)
-            flushed_from = None
-            if not rec.certified and self.lazy is not None:  # approximation term alone too large
-                flushed_from = rec.approximation.max().item()
-                self.lazy.flush()
-                self.flushes += 1
-                rec = self.model.remove(z_new, y_new, self.embedding[self.train], y_new, self.lazy.error_bound())
+            rec = self.model.remove(z_old, y_old, z_new, y_new,
+                                    self.lazy.error_bound() if self.lazy is not None else None,
+                                    flush=self._flush if self.lazy is not None else None)
         t_model = time.perf_counter() - t1
         out = {
             "kind": kind, "items": int(torch.as_tensor(items).view(-1, 2 if kind == "edge" else 1).size(0)),
             "accuracy": self.accuracy(), "embedding_seconds": t_emb, "model_seconds": t_model,
             "retrained": bool(rec.retrained) if rec is not None else True,
-            "flushed": self.method == "scalegun" and flushed_from is not None,
+            "flushed": bool(rec.flushed) if rec is not None else False,
+            "causes": list(rec.causes) if rec is not None else ["retrain: the method retrains"],
         }
-        if self.method == "scalegun" and flushed_from is not None:
-            out["approximation_before_flush"] = flushed_from
         if rec is not None:
             out.update(newton=rec.newton_bound.max().item(), accumulated=rec.accumulated.max().item(),
                        approximation=rec.approximation.max().item(), total=rec.total.max().item(),
+                       model_total=rec.model_total, model_approximation=float(rec.approximation.norm()),
                        budget=rec.budget, certified=rec.certified)
         self.history.append(out)
         return out
@@ -200,7 +201,7 @@ def bounds_trace(problem: Problem, reqs: list[torch.Tensor], **kw) -> dict[str, 
     """Single-edge ScaleGUN removals on ``problem``: per request, the true gradient residual
     on the *exact* remaining data, the data-dependent bound (accumulated Newton bounds +
     approximation term), CGU's worst-case bound accumulated over the requests, and the budget.
-    Maxima over classes."""
+    Model-level: Frobenius norms over the classes (CGU's per-class worst case times √C)."""
     u = Unlearner(problem, "scalegun", **kw)
     y = problem.y
     m = problem.train.numel()
@@ -209,25 +210,26 @@ def bounds_trace(problem: Problem, reqs: list[torch.Tensor], **kw) -> dict[str, 
     for i, items in enumerate(reqs, 1):
         rec = u.remove("edge", items)
         exact = exact_embedding(u.graph, u.lazy.features(), u.weights, u.beta)[u.train]
-        true = u.model.gradient(u.model.w, exact, y[u.train]).norm(dim=0).max().item()
+        true = u.model.gradient(u.model.w, exact, y[u.train]).norm().item()
         out["true"].append(true)
-        out["data_dependent"].append(rec["total"])
-        out["approximation"].append(rec["approximation"])
-        out["worst_case"].append(i * cgu_edge_worst_case(m, u.model.lam, hops=len(u.weights) - 1))
+        out["data_dependent"].append(rec["model_total"])
+        out["approximation"].append(rec["model_approximation"])
+        out["worst_case"].append(i * cgu_edge_worst_case(m, u.model.lam, hops=len(u.weights) - 1)
+                                 * problem.num_classes**0.5)
         out["budget"].append(rec["budget"])
     return out
 
 
 def rmax_tradeoff(problem: Problem, r_max_rels, edges: torch.Tensor, **kw) -> list[dict[str, float]]:
     """For each relative ``r_max``: the time of one batch edge removal (embedding update),
-    the pushes it made, and the approximation term of the certificate afterwards."""
+    the pushes it made, and the model-level approximation term of the certificate afterwards."""
     rows = []
     for rel in r_max_rels:
         u = Unlearner(problem, "scalegun", r_max_rel=rel, **kw)
         t = time.perf_counter()
         u.lazy.remove_edges(edges)
         sec = time.perf_counter() - t
-        approx = u.model.approximation_term(u.embedding[u.train], u.lazy.error_bound()).max().item()
+        approx = u.model.approximation_term(u.embedding[u.train], u.lazy.error_bound()).norm().item()  # model-level
         rows.append({"r_max_rel": rel, "r_max": u.r_max, "update_seconds": sec, "pushes": u.lazy.pushes,
                      "approximation": approx, "budget": u.model.budget,
                      "max_error": float((exact_embedding(u.graph, u.lazy.features()) - u.embedding).abs().max())})
@@ -291,7 +293,7 @@ def cost_on(problem: Problem, batch: int, r_max_rel: float = 1e-7, seed: int = 1
     edges = int((problem.edge_index[0] < problem.edge_index[1]).sum())
     return {"nodes": problem.num_nodes, "edges": edges, "features": problem.x.size(1), "batch": batch,
             "embedding_seconds": rec["embedding_seconds"], "model_seconds": rec["model_seconds"],
-            "flushed": rec["flushed"], "approximation_before_flush": rec.get("approximation_before_flush"),
+            "flushed": rec["flushed"], "causes": rec["causes"],
             "repropagation_seconds": reprop, "retrain_seconds": retrain}
 
 
