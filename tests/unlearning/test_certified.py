@@ -142,10 +142,40 @@ def test_a_flush_comes_before_a_retrain_and_is_recorded(setup):
     def flush():
         calls.append(1)
         lp.flush()
-        return lp.embedding[train], lp.error_bound()
+        return lp.embedding[train], lp.error_bound(), None
 
     rec = model.remove(z_old, y[train], lp.embedding[train], y[train], lp.error_bound(), flush=flush)
     assert calls == [1] and rec.flushed and not rec.retrained and rec.certified
     assert rec.causes[0].startswith("flush:") and len(rec.causes) == 1
     assert float(rec.approximation.max()) == 0.0
     assert rec.model_total == pytest.approx(newton, rel=1e-9)
+
+
+def test_both_approximation_terms_cover_the_true_gradient_gap_and_l2_is_tighter(setup):
+    """Random removal sequences on a lazy propagation with a coarse r_max: the true gap
+    ‖∇L_k(w; Z) − ∇L_k(w; Ẑ)‖ on the training rows never exceeds either bound."""
+    data, x, train = setup
+    ratios = []
+    for seed in range(3):
+        g = Graph(data.edge_index, data.num_nodes)
+        lp = LazyPropagation(g, x, r_max=5e-3)
+        y = data.y
+        model = CertifiedLinear(3, lam=1e-2, alpha=1.0, seed=seed).fit(lp.embedding[train], y[train])
+        ei = g.edge_index()
+        ei = ei[:, ei[0] < ei[1]]
+        order = torch.randperm(ei.size(1), generator=torch.Generator().manual_seed(seed))
+        for i in range(6):
+            lp.remove_edges(ei[:, order[4 * i : 4 * i + 4]].t())
+            z_hat = lp.embedding[train]
+            exact = exact_embedding(g, lp.features())[train]
+            gap = (model.gradient(model.w, exact, y[train]) - model.gradient(model.w, z_hat, y[train])).norm(dim=0)
+            l1 = model.approximation_term(z_hat, lp.error_bound())
+            l2 = model.approximation_term(z_hat, None, frobenius=lp.frobenius_bound())
+            both = model.approximation_term(z_hat, lp.error_bound(), frobenius=lp.frobenius_bound())
+            assert bool((gap <= l1 + 1e-12).all()) and bool((gap <= l2 + 1e-12).all())
+            assert torch.equal(both, torch.minimum(l1, l2))
+            assert float((exact_embedding(g, lp.features()) - lp.embedding).norm()) <= lp.frobenius_bound() + 1e-12
+            if float(l1.max()) > 0:
+                ratios.append(float((l1 / l2).min()))
+    assert ratios and min(ratios) > 1.0  # the L2 term is the tighter one here
+    assert LazyPropagation(Graph(data.edge_index, data.num_nodes), x, r_max=5e-3, beta=1.0).frobenius_bound() is None

@@ -22,9 +22,10 @@ Bounds accounted here, per class, then combined:
   the removals since the last (re)training, plus the training's own final gradient norm
   (L-BFGS is not an exact minimiser);
 * the **approximation term** for embeddings that are not exact: with ``Ẑ`` the lazy
-  embedding and ``Z`` the exact one, ``‖∇L(w; Z) − ∇L(w; Ẑ)‖ ≤ (1 + γ₁‖w‖ max_i‖ẑ_i‖)
+  embedding and ``Z`` the exact one, ``‖∇L(w; Z) − ∇L(w; Ẑ)‖ ≤ (1 + γ₁‖w‖ max_i‖z_i‖)
   Σ_j E_j``, ``γ₁ = ¼`` the Lipschitz constant of the logistic ``ℓ'``, ``|ℓ'| ≤ 1`` and
-  ``E_j ≥ ‖Z_j − Ẑ_j‖₁`` the per-column error bound of the lazy propagation. It is
+  ``E_j ≥ ‖Z_j − Ẑ_j‖₁`` the per-column error bound of the lazy propagation; or, for
+  ``β = ½``, the tighter ``‖Z − Ẑ‖_F (√m + γ₁‖w‖‖Ẑ‖₂)`` (the smaller of the two). It is
   recomputed from the current state at every request (not accumulated), and is an upper
   bound, not the signed residue sum of the authors' code.
 
@@ -191,16 +192,32 @@ class CertifiedLinear:
 
     # ------------------------------------------------------------------ removal
     def approximation_term(self, z_hat: torch.Tensor, column_error: torch.Tensor | None,
-                           w: torch.Tensor | None = None) -> torch.Tensor:
-        """``(1 + γ₁‖w_k‖ max_i‖ẑ_i‖) Σ_j E_j`` per class: how far the gradient on the lazy
-        embedding ``z_hat`` (training rows) can be from the one on the exact embedding.
-        ``w`` defaults to the current weights."""
+                           w: torch.Tensor | None = None, frobenius: float | None = None) -> torch.Tensor:
+        """Per class, a bound on ``‖∇L_k(w; Z) − ∇L_k(w; Ẑ)‖`` over the training rows: how far
+        the gradient on the lazy embedding ``z_hat`` (training rows) can be from the one on the
+        exact embedding. ``w`` defaults to the current weights.
+
+        Two valid bounds, the smaller is used:
+
+        * **L1** (``column_error``, ``E_j ≥ ‖Z_j − Ẑ_j‖₁``):
+          ``(1 + γ₁‖w_k‖ max_i‖z_i‖) Σ_j E_j``, from ``|ℓ'| ≤ 1`` and ``ℓ'`` γ₁-Lipschitz;
+        * **L2** (``frobenius ≥ ‖Z − Ẑ‖_F``, β = ½): ``‖E‖_F (√m + γ₁‖w_k‖‖Ẑ‖₂)``: the gap is
+          ``Eᵀa + Ẑᵀc`` with ``|a_i| ≤ 1`` and ``|c_i| ≤ γ₁|e_iᵀw_k|``, so it is at most
+          ``‖E‖₂‖a‖₂ + ‖Ẑ‖₂ γ₁ ‖E w_k‖₂``.
+        """
         w = self.w if w is None else w
         total = 0.0 if column_error is None else float(column_error.sum())
-        if total == 0.0:
+        if total == 0.0 and not frobenius:
             return torch.zeros(self.C, dtype=torch.float64)
-        row_max = float(z_hat.norm(dim=1).max()) + total  # ‖z_i‖ ≤ ‖ẑ_i‖ + ‖z_i − ẑ_i‖
-        return (1.0 + GAMMA1 * w.norm(dim=0) * row_max) * total
+        wn = w.norm(dim=0)
+        out = torch.full((self.C,), math.inf, dtype=torch.float64)
+        if column_error is not None:
+            row_max = float(z_hat.norm(dim=1).max()) + total  # ‖z_i‖ ≤ ‖ẑ_i‖ + ‖z_i − ẑ_i‖
+            out = (1.0 + GAMMA1 * wn * row_max) * total
+        if frobenius is not None:
+            l2 = frobenius * (math.sqrt(z_hat.size(0)) + GAMMA1 * wn * _spectral_norm(z_hat.double()))
+            out = torch.minimum(out, l2)
+        return out
 
     def newton_step(self, z_old: torch.Tensor, y_old: torch.Tensor, z_new: torch.Tensor,
                     y_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -216,15 +233,16 @@ class CertifiedLinear:
         return step, GAMMA * _spectral_norm(z_new) * zs.abs().amax(0) * zs.norm(dim=0)
 
     def remove(self, z_old: torch.Tensor, y_old: torch.Tensor, z_new: torch.Tensor, y_new: torch.Tensor,
-               column_error: torch.Tensor | None = None, flush=None) -> StepRecord:
+               column_error: torch.Tensor | None = None, flush=None, frobenius: float | None = None) -> StepRecord:
         """One certified removal: the training data goes from ``(z_old, y_old)`` to
         ``(z_new, y_new)`` (rows may disappear, embeddings may change).
 
         In order: the Newton step and its bound, added to the accumulated one; the
         approximation term of the stepped model for ``column_error`` (the per-column error
-        bound of approximate embeddings). If the model-level total exceeds the budget and
+        bound of approximate embeddings) and ``frobenius`` (a bound on their Frobenius error;
+        see :meth:`approximation_term`). If the model-level total exceeds the budget and
         the approximation term is non-zero, ``flush()`` (if given) makes the embeddings
-        exact and returns ``(z_new, column_error)`` for the same rows; the step is then
+        exact and returns ``(z_new, column_error, frobenius)`` for the same rows; the step is then
         taken from ``z_old`` to those (the accounting telescopes along the sequence of
         embeddings, whichever they are). If the total still exceeds the budget, the model
         is retrained with fresh noise. :attr:`StepRecord.causes` records each decision.
@@ -235,17 +253,17 @@ class CertifiedLinear:
         causes: list[str] = []
         step, newton = self.newton_step(z_old, y_old, z_new, y_new)
         acc = self.accumulated + newton
-        approx = self.approximation_term(z_new, column_error, self.w + step)
+        approx = self.approximation_term(z_new, column_error, self.w + step, frobenius)
         flushed = False
         if float((acc + approx).norm()) > self.budget and bool((approx > 0).any()) and flush is not None:
             causes.append(f"flush: the bound {float((acc + approx).norm()):.3g} exceeded the budget "
                           f"{self.budget:.3g} with an approximation term of {float(approx.norm()):.3g}")
-            z_new, column_error = flush()
+            z_new, column_error, frobenius = flush()
             z_new = z_new.double()
             flushed = True
             step, newton = self.newton_step(z_old, y_old, z_new, y_new)
             acc = self.accumulated + newton
-            approx = self.approximation_term(z_new, column_error, self.w + step)
+            approx = self.approximation_term(z_new, column_error, self.w + step, frobenius)
         total = acc + approx
         retrained = float(total.norm()) > self.budget
         if retrained:
@@ -255,7 +273,7 @@ class CertifiedLinear:
             self.fit(z_new, y_new)
             self.retrains += 1
             acc = self.accumulated
-            approx = self.approximation_term(z_new, column_error)
+            approx = self.approximation_term(z_new, column_error, frobenius=frobenius)
             total = acc + approx
         else:
             self.w = self.w + step

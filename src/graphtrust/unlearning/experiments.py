@@ -125,7 +125,7 @@ class Unlearner:
         """Push every residue (exact embeddings); the training rows and their error bound."""
         self.lazy.flush()
         self.flushes += 1
-        return self.embedding[self.train], self.lazy.error_bound()
+        return self.embedding[self.train], self.lazy.error_bound(), self.lazy.frobenius_bound()
 
     def remove(self, kind: str, items: torch.Tensor) -> dict[str, Any]:
         """Serve one removal request; returns (and records) what it cost and did: per-class
@@ -160,9 +160,10 @@ class Unlearner:
             self.model.fit(z_new, y_new)
             rec = None
         else:
-            rec = self.model.remove(z_old, y_old, z_new, y_new,
-                                    self.lazy.error_bound() if self.lazy is not None else None,
-                                    flush=self._flush if self.lazy is not None else None)
+            lazy = self.lazy
+            rec = self.model.remove(z_old, y_old, z_new, y_new, lazy.error_bound() if lazy is not None else None,
+                                    flush=self._flush if lazy is not None else None,
+                                    frobenius=lazy.frobenius_bound() if lazy is not None else None)
         t_model = time.perf_counter() - t1
         out = {
             "kind": kind, "items": int(torch.as_tensor(items).view(-1, 2 if kind == "edge" else 1).size(0)),
@@ -229,7 +230,8 @@ def rmax_tradeoff(problem: Problem, r_max_rels, edges: torch.Tensor, **kw) -> li
         t = time.perf_counter()
         u.lazy.remove_edges(edges)
         sec = time.perf_counter() - t
-        approx = u.model.approximation_term(u.embedding[u.train], u.lazy.error_bound()).norm().item()  # model-level
+        approx = u.model.approximation_term(u.embedding[u.train], u.lazy.error_bound(),
+                                            frobenius=u.lazy.frobenius_bound()).norm().item()  # model-level
         rows.append({"r_max_rel": rel, "r_max": u.r_max, "update_seconds": sec, "pushes": u.lazy.pushes,
                      "approximation": approx, "budget": u.model.budget,
                      "max_error": float((exact_embedding(u.graph, u.lazy.features()) - u.embedding).abs().max())})

@@ -292,6 +292,24 @@ class LazyPropagation:
                 bound = bound + abs(w) * cum[min(lvl, self.L - 1)]
         return bound
 
+    def frobenius_bound(self) -> float | None:
+        """For ``β = ½``, an upper bound on ``‖Z − Ẑ‖_F``: ``Σ_ℓ |w_ℓ| Σ_{t ≤ min(ℓ, L-1)} ‖D^{-½} r_t‖_F``.
+
+        With ``β = ½``, ``D^{-½}(A D^{-1})^k = P^k D^{-½}`` for the symmetric
+        ``P = D^{-½} A D^{-½}``, whose spectral norm is 1, so every term of the error
+        ``Σ_ℓ w_ℓ Σ_{t≤ℓ} D^{-β}(A D^{-1})^{ℓ-t} r_t`` has Frobenius norm at most
+        ``‖D^{-½} r_t‖_F``. ``None`` for other ``β`` (``D^{-β}(AD^{-1})^k`` is not a
+        contraction in the 2-norm then).
+        """
+        if self.beta != 0.5:
+            return None
+        if self._cache.get("fro") is None:
+            d = self.graph.deg.to(self.q[0].dtype)[:, None].rsqrt()
+            norms = [float((d * r).norm()) for r in self.r]
+            cum = [sum(norms[: t + 1]) for t in range(self.L)]
+            self._cache["fro"] = sum(abs(w) * cum[min(lvl, self.L - 1)] for lvl, w in enumerate(self.w))
+        return self._cache["fro"]
+
     def invariant_error(self) -> float:
         """Largest violation of the invariant (should be round-off), for tests."""
         g = self.graph
