@@ -143,6 +143,8 @@ def test_adapt_sees_a_real_busy_process():
             if threads._CORES <= cap and cap >= 2:
                 assert n < cap  # and gets a core
         time.sleep(1.2)
-        assert threads.others_cores() < threads._CORES  # sane afterwards
+        # a share of the machine afterwards: at most every core (plus sampling noise), even
+        # when other programs keep the whole machine busy (as on a shared CI machine)
+        assert 0.0 <= threads.others_cores() <= threads._CORES + 0.1
     finally:
         torch.set_num_threads(cap)
