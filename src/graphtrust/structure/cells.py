@@ -36,7 +36,6 @@ from .. import config, datasets
 from ..experiment import Experiment, Grid, register
 from ..splits import stratified_split
 from .attacks import MODES, attack, self_training_labels
-from .experiments import prefix_graph
 from .victims import gcn_victim
 
 __all__ = ["GAPS", "gaps_grid", "measure_gap"]
@@ -78,7 +77,7 @@ def measure_gap(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any
     steps = sz.steps if cell["mode"] == "ours" else None  # paper: 100; strong: chosen by fit
     res = attack(data, split, "meta-self", sz.main_budget, seed=cell["attack_seed"], steps=steps, labels=labels,
                  mode=cell["mode"], show_progress=False)
-    poisoned = prefix_graph(data, res.flips, res.flips.size(0))
+    poisoned = res.perturbed(data)
     wrong = torch.zeros(data.num_nodes, dtype=torch.bool)
     wrong[unl] = labels[unl] != data.y[unl]
     touches_wrong = (wrong[res.flips[:, 0]] | wrong[res.flips[:, 1]]).float().mean()

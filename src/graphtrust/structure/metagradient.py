@@ -27,7 +27,6 @@ No ``N × N`` matrix is formed before that final assembly.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -111,20 +110,22 @@ def attack_loss(logits: torch.Tensor, p: MetaProblem) -> torch.Tensor:
     return loss
 
 
-def _unrolled_training(h0, k, p: MetaProblem, record: list | None = None, curve: list | None = None):
+def _unrolled_training(h0, k, p: MetaProblem, record: list | None = None, curve: list | None = None,
+                       steps: int | None = None):
     """``T`` steps of SGD with momentum in the row-space coordinates ``B`` (see module doc).
 
     ``k`` enters as a constant; with ``record`` (a list), each step's ``(∂/∂H_t, B_t)`` is
     appended during the backward pass, so that ``∂L/∂K = Σ_t (∂/∂H_t) B_tᵀ`` is one
     ``n_L × Th × n_L`` product (:func:`_gram_gradient`) instead of ``T`` outer products.
     With ``curve`` (a list), the training loss and accuracy before each step are appended.
+    ``steps`` overrides ``p.steps``.
     """
     n_l = h0.size(0)
     b = h0.new_zeros(n_l, p.hidden)
     vb = torch.zeros_like(b)
     w2 = p.w2
     vw = torch.zeros_like(w2)
-    for _ in range(p.steps):
+    for _ in range(p.steps if steps is None else steps):
         h = h0 + k @ b
         if record is not None and h.requires_grad:
             h.register_hook(lambda grad, b=b: record.append((grad, b.detach())))
@@ -160,9 +161,8 @@ def training_curve(prop: Propagation, p: MetaProblem, steps: int) -> list[tuple[
         h0 = prop(p.xw0, 2)[p.idx_train]
         gram = q_l @ q_l.t()
         curve: list[tuple[float, float]] = []
-        q = dataclasses.replace(p, steps=steps)
-        b, w2 = _unrolled_training(h0, gram, q, curve=curve)
-        curve.append(_fit(h0 + gram @ b, w2, q))
+        b, w2 = _unrolled_training(h0, gram, p, curve=curve, steps=steps)
+        curve.append(_fit(h0 + gram @ b, w2, p))
     return curve
 
 
@@ -233,9 +233,9 @@ class PairScores:
             lo, hi = torch.searchsorted(self.a_rows, torch.tensor([r0, r1], device=nodes.device)).tolist()
             if hi > lo:  # Â E_L W_L on the block's rows
                 g.index_add_(0, self.a_rows[lo:hi] - r0, self.a_vals[lo:hi, None] * self.w_l[self.a_pos[lo:hi], c0:])
-            keep = self.a_rows >= c0  # and its transpose on the block's columns
-            if bool(keep.any()):
-                cols, pos, vals = self.a_rows[keep], self.a_pos[keep], self.a_vals[keep]
+            lo = int(torch.searchsorted(self.a_rows, torch.tensor(c0, device=nodes.device)))
+            if self.a_rows.numel() > lo:  # and its transpose on the block's columns (rows sorted)
+                cols, pos, vals = self.a_rows[lo:], self.a_pos[lo:], self.a_vals[lo:]
                 g.index_add_(1, cols - c0, (vals[:, None] * self.w_l[pos, r0:r1]).t())
         return g
 
@@ -266,13 +266,9 @@ class PairScores:
             lab = vals * self.lab_rows[pos, rows]
             acc.index_add_(0, self.lab_nodes[pos], lab)  # labelled rows: Σ_j Â_lj (W_L Â)_pj
             acc.index_add_(0, rows, lab)  # their columns
-            crow, cols, a_vals = prop.a_hat.crow_indices(), prop.a_hat.col_indices(), prop.a_hat.values()
-            counts = crow[rows + 1] - crow[rows]
-            entry = torch.repeat_interleave(torch.arange(rows.numel(), device=s.device), counts)
-            flat = torch.repeat_interleave(crow[rows] - torch.cumsum(counts, 0) + counts, counts)
-            flat = flat + torch.arange(flat.numel(), device=s.device)
-            j = cols[flat]  # neighbour j of row i = rows[entry]
-            prod = a_vals[flat] * vals[entry] * self.w_l[pos[entry], j]
+            entry, flat = _row_entries(prop, rows)
+            j = prop.a_hat.col_indices()[flat]  # neighbour j of row i = rows[entry]
+            prod = prop.a_hat.values()[flat] * vals[entry] * self.w_l[pos[entry], j]
             acc.index_add_(0, rows[entry], prod)  # Â E_L W_L at the pair (i, j) of Ã
             acc.index_add_(0, j, prod)  # its transpose
         self.c = -0.5 * prop.deg.pow(-1.5) * acc / s
@@ -346,17 +342,23 @@ def _labelled_features(prop: Propagation, p: MetaProblem, a_rows, a_pos, a_vals)
     return (p.xt @ prop(a_dense)).t().contiguous()
 
 
+def _row_entries(prop: Propagation, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For each of ``rows`` (repeats allowed), its stored entries of ``Â``: ``(which, flat)``,
+    ``which`` the index into ``rows`` and ``flat`` the position in the CSR arrays."""
+    crow = prop.a_hat.crow_indices()
+    counts = crow[rows + 1] - crow[rows]
+    which = torch.repeat_interleave(torch.arange(rows.numel(), device=rows.device), counts)
+    start = torch.repeat_interleave(crow[rows] - torch.cumsum(counts, 0) + counts, counts)
+    return which, start + torch.arange(start.numel(), device=rows.device)
+
+
 def _columns(prop: Propagation, nodes: torch.Tensor):
     """Non-zeros ``(row, position in nodes, value)`` of ``Â E_L``, sorted by row.
 
     ``Â`` is symmetric, so column ``l`` is row ``l`` of the CSR operator.
     """
-    crow, cols, vals = prop.a_hat.crow_indices(), prop.a_hat.col_indices(), prop.a_hat.values()
-    counts = crow[nodes + 1] - crow[nodes]
-    pos = torch.repeat_interleave(torch.arange(nodes.numel(), device=nodes.device), counts)
-    start = torch.repeat_interleave(crow[nodes] - torch.cumsum(counts, 0) + counts, counts)
-    flat = start + torch.arange(int(counts.sum()), device=nodes.device)
-    rows, v = cols[flat], vals[flat]
+    pos, flat = _row_entries(prop, nodes)
+    rows, v = prop.a_hat.col_indices()[flat], prop.a_hat.values()[flat]
     order = torch.argsort(rows * nodes.numel() + pos)
     return rows[order], pos[order], v[order]
 
