@@ -288,6 +288,13 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "quick": dict(
             datasets=("MUTAG",),
             methods=("dlg", "idlg", "graphdlg-random", "graphdlg-client"),
+            # the harness main table (leakage.cells, experiment graphdlg_main)
+            main_methods=("random-guess", "prior-only-random", "random-same-size-random", "prior-only-client",
+                          "random-same-size-client", "dlg", "idlg", "idlg+prior-random", "idlg+prior-client",
+                          "nearest-auxiliary-random", "nearest-auxiliary-client", "graphdlg-random",
+                          "graphdlg-client"),
+            model_seeds=(0,),
+            restarts=2,
             n_max=28,
             victims=24,
             hidden=64,
@@ -313,6 +320,12 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
         "full": dict(
             datasets=("MUTAG", "ENZYMES", "PROTEINS", "AIDS", "Mutagenicity"),
             methods=("dlg", "idlg", "graphdlg-random", "graphdlg-client"),
+            main_methods=("random-guess", "prior-only-random", "random-same-size-random", "prior-only-client",
+                          "random-same-size-client", "dlg", "idlg", "idlg+prior-random", "idlg+prior-client",
+                          "nearest-auxiliary-random", "nearest-auxiliary-client", "graphdlg-random",
+                          "graphdlg-client"),
+            model_seeds=(0, 1, 2),
+            restarts=5,
             n_max=40,
             victims=60,
             hidden=64,

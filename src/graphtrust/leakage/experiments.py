@@ -23,13 +23,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import config, datasets
-from ..graph import to_dense
+from .. import config
 from ..progress import progress
 from ..results import Result
-from .decoder import Graph, auxiliary_graphs, train_decoder
-from .graphdlg import graphdlg
-from .matching import dlg, idlg
+from .decoder import Graph
+from .methods import Problem, run_method
 from .metrics import chance, score
 from .model import GraphClassifier, client_gradient, defend
 
@@ -38,60 +36,6 @@ __all__ = ["Problem", "run_method", "main_table", "run", "summarise", "train_wit
 METHODS = ("dlg", "idlg", "graphdlg-random", "graphdlg-client")
 LABELS = {"chance": "random guess", "prior": "prior only (decoder sees n)", "dlg": "DLG", "idlg": "iDLG",
           "graphdlg-random": "GraphDLG, random auxiliaries", "graphdlg-client": "GraphDLG, client-side auxiliaries"}
-
-
-class Problem:
-    """One dataset prepared for the attacks: victims, pool, model and decoders (lazily)."""
-
-    def __init__(self, name: str, sz: Mapping[str, Any], hidden: int | None = None, layers: int | None = None,
-                 seed: int = 0):
-        ds = datasets.load(name)
-        graphs = [(to_dense(g.edge_index, g.num_nodes, torch.float64), g.x.double(), int(g.y))
-                  for g in ds if 2 <= g.num_nodes <= sz["n_max"]]
-        if len(graphs) <= sz["victims"]:
-            raise ValueError(f"{name}: {len(graphs)} graphs with at most {sz['n_max']} nodes, "
-                             f"need more than {sz['victims']} victims")
-        order = torch.randperm(len(graphs), generator=torch.Generator().manual_seed(seed)).tolist()
-        self.name, self.sz = name, sz
-        self.victims = [graphs[i] for i in order[: sz["victims"]]]
-        self.pool = [graphs[i] for i in order[sz["victims"]:]]
-        self.num_features, self.num_classes = ds.num_features, ds.num_classes
-        self.n_max = max(a.size(0) for a, _, _ in graphs)
-        self.hidden = hidden or sz["hidden"]
-        self.layers = layers or sz["layers"]
-        torch.manual_seed(seed)
-        self.model = GraphClassifier(self.num_features, self.num_classes, hidden=self.hidden, layers=self.layers).double()
-        self.density = float(np.mean([float(a.sum()) / 2 / a.size(0) for a, _, _ in self.pool]))
-        self._decoders: dict[tuple, Any] = {}
-
-    def aux(self, kind: str, count: int | None = None) -> list[Graph]:
-        count = count or (self.sz["client_aux"] if kind == "client" else self.sz["random_aux"])
-        return auxiliary_graphs(kind, graphs=self.pool, count=count, sizes=[a.size(0) for a, _, _ in self.pool],
-                                density=self.density, num_features=self.num_features,
-                                num_classes=self.num_classes, seed=1)
-
-    def decoder(self, kind: str, count: int | None = None):
-        key = (kind, count)
-        if key not in self._decoders:
-            self._decoders[key] = train_decoder(self.model, self.aux(kind, count), n_max=self.n_max,
-                                                epochs=self.sz["decoder_epochs"], hidden=self.sz["decoder_hidden"],
-                                                show_progress=True)
-        return self._decoders[key]
-
-
-def run_method(p: Problem, method: str, grads, n: int, *, seed: int = 0, **kw):
-    """One attack on one gradient; ``method`` as in :data:`METHODS` (``graphdlg-client@50``
-    uses a decoder trained on 50 auxiliary graphs)."""
-    iters = p.sz["iters"]
-    if method == "dlg":
-        return dlg(p.model, grads, n, iters=iters, seed=seed)
-    if method == "idlg":
-        return idlg(p.model, grads, n, iters=iters, seed=seed)
-    if method.startswith("graphdlg-"):
-        kind, _, count = method[len("graphdlg-"):].partition("@")
-        return graphdlg(p.model, grads, n, p.decoder(kind, int(count) if count else None), iters=iters,
-                        seed=seed, **kw)
-    raise ValueError(f"unknown method {method!r}; known: {', '.join(METHODS)}")
 
 
 def _agg(rows: Sequence[dict]) -> dict:
@@ -135,18 +79,13 @@ def main_table(p: Problem, methods: Sequence[str] = METHODS, victims: Sequence[G
     return {"summary": {m: _agg(v) for m, v in rows.items()}, "rows": rows, "reconstructions": recs,
             "victims_with_copy": int(with_copy),
             "victims": [{"adj": a.tolist(), "x": x.tolist(), "label": y} for a, x, y in victims[:keep]],
-            "decoders": {k[0] + (f"@{k[1]}" if k[1] else ""): d.info for k, d in p._decoders.items()}}
-
-
-def _node_count_only(model, grads, n):
-    return torch.tensor([float(n)], dtype=torch.float64)
+            "decoders": {k[0] + (f"@{k[1]}" if k[1] else "") + (" (prior)" if k[2] else ""): d.info
+                         for k, d in p._decoders.items()}}
 
 
 def _prior_decoder(p: Problem):
-    """A decoder trained on the client-side auxiliaries that sees only ``n``: what the
-    domain prior alone gives, without the gradient."""
-    return train_decoder(p.model, p.aux("client"), n_max=p.n_max, epochs=p.sz["decoder_epochs"],
-                         hidden=p.sz["decoder_hidden"], show_progress=False, observe=_node_count_only)
+    """The decoder trained on the client-side auxiliaries that sees only ``n``."""
+    return p.decoder("client", prior=True)
 
 
 def train_with_defence(p: Problem, *, noise: float = 0.0, clip: float | None = None, prune: float = 0.0,

@@ -111,11 +111,11 @@ def graphdlg(model: GraphClassifier, grads: Sequence[torch.Tensor], num_nodes: i
     s_vote = torch.zeros_like(scores)
     for a, xc, d, _ in cands:
         w = float(torch.exp(torch.tensor(-d / max(d_best, 1e-12))))
-        perm = torch.as_tensor(align(adj, x, a, xc))  # best-candidate node i ↦ node perm[i] of a
+        perm = torch.as_tensor(align(adj, x, a, xc, tie_break="structure"))  # best-candidate node i ↦ node perm[i] of a
         s_vote += w * a[perm][:, perm]
         w_sum += w
     if source != "decoder":  # the decoder's soft scores, in the best candidate's node order
-        perm = torch.as_tensor(align(adj, x, dec_adj, guess))
+        perm = torch.as_tensor(align(adj, x, dec_adj, guess, tie_break="structure"))
         scores = scores[perm][:, perm]
     s_dec = scores
     scores = (1 - decoder_share) * s_vote / w_sum + decoder_share * s_dec
