@@ -101,7 +101,7 @@ def _labels():
 
 def _graphdlg():
     from .. import config
-    from ..leakage.experiments import Problem, run_method
+    from ..leakage.methods import Problem, run_method
     from ..leakage.model import client_gradient
 
     sz = dict(config.sizes("graphdlg", "quick"))

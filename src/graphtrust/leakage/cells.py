@@ -84,7 +84,7 @@ def gains(df: pd.DataFrame, metric: str = "structure_auc", higher: bool = True) 
     (victims × model seeds resampled together). ``df``: records of ``graphdlg_main``."""
     rows = []
     rng = np.random.default_rng(0)
-    for (name, ours), d in df[df.family == "ours"].groupby(["dataset", "method"]):
+    for name, ours in df.loc[df.family == "ours", ["dataset", "method"]].drop_duplicates().itertuples(index=False):
         setting = METHODS[ours].setting
         wide = df[df.dataset == name].pivot_table(index=["model_seed", "victim"], columns="method", values=metric)
         for family in ("no gradient", "gradient"):
