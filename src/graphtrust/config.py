@@ -287,7 +287,7 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
     "graphdlg": {
         "quick": dict(
             datasets=("MUTAG",),
-            methods=("dlg", "idlg", "graphdlg-random", "graphdlg-client"),
+            methods=("dlg", "idlg", "nearest-auxiliary-client", "graphdlg-random", "graphdlg-client"),  # pictured
             # the harness main table (leakage.cells, experiment graphdlg_main)
             main_methods=("random-guess", "prior-only-random", "random-same-size-random", "prior-only-client",
                           "random-same-size-client", "dlg", "idlg", "idlg+prior-random", "idlg+prior-client",
@@ -319,7 +319,7 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
         ),
         "full": dict(
             datasets=("MUTAG", "ENZYMES", "PROTEINS", "AIDS", "Mutagenicity"),
-            methods=("dlg", "idlg", "graphdlg-random", "graphdlg-client"),
+            methods=("dlg", "idlg", "nearest-auxiliary-client", "graphdlg-random", "graphdlg-client"),  # pictured
             main_methods=("random-guess", "prior-only-random", "random-same-size-random", "prior-only-client",
                           "random-same-size-client", "dlg", "idlg", "idlg+prior-random", "idlg+prior-client",
                           "nearest-auxiliary-random", "nearest-auxiliary-client", "graphdlg-random",

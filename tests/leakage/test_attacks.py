@@ -158,12 +158,10 @@ def test_experiments_run_end_to_end(tmp_path):
     assert set(d["main"]["summary"]) == {"chance", "prior", *sz["methods"]}
     assert len(d["main"]["reconstructions"]["dlg"]) == 2
     assert set(d["defences"]["noise"]) == {"0.0", "0.1"} and "accuracy" in d["defences"]["prune"]["0.9"]
-    rows = experiments.summarise(res.data)
-    assert {r["method"] for r in rows} >= set(sz["methods"])
     back = Result.load(res.save(tmp_path / "r.json"))
-    assert back.data["datasets"]["MUTAG"]["main"]["summary"]["dlg"]["structure_auc"]["n"] == 3
-    assert "GraphDLG, client-side auxiliaries" in experiments.main_markdown(back.data)
-    assert "| 10 |" in experiments.variants_markdown(back.data["datasets"]["MUTAG"]["ablations"]["aux_counts"])
+    assert back.data["datasets"]["MUTAG"]["main"]["summary"]["dlg"]["structure_auc"]["n"] == 2  # pictured victims
+    frame = experiments.variants_frame(back.data["datasets"]["MUTAG"]["ablations"]["aux_counts"], "auxiliary graphs")
+    assert list(frame.index) == ["10"] and frame["structure_auc", "mean"].between(0, 1).all()
 
     import matplotlib
 
@@ -173,7 +171,7 @@ def test_experiments_run_end_to_end(tmp_path):
     main = back.data["datasets"]["MUTAG"]["main"]
     axes = draw_reconstructions(main["victims"][0], {"dlg": main["reconstructions"]["dlg"][0]})
     assert len(axes) == 2 and "edges right" in axes[1].get_title()
-    experiments.plot_defences(back.data["datasets"]["MUTAG"]["defences"])
+    experiments.plot_defences(back.data["datasets"]["MUTAG"]["defences"], no_gradient={"structure_auc": 0.7})
     explorer(back.data, "MUTAG", experiments.LABELS)  # builds the widgets and renders once
 
 

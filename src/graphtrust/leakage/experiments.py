@@ -27,15 +27,15 @@ from .. import config
 from ..progress import progress
 from ..results import Result
 from .decoder import Graph
-from .methods import Problem, run_method
+from .methods import METHODS, Problem, run_method
 from .metrics import chance, score
 from .model import GraphClassifier, client_gradient, defend
 
-__all__ = ["Problem", "run_method", "main_table", "run", "summarise", "train_with_defence"]
+__all__ = ["Problem", "run_method", "main_table", "run", "variants_frame", "train_with_defence", "plot_defences"]
 
-METHODS = ("dlg", "idlg", "graphdlg-random", "graphdlg-client")
-LABELS = {"chance": "random guess", "prior": "prior only (decoder sees n)", "dlg": "DLG", "idlg": "iDLG",
-          "graphdlg-random": "GraphDLG, random auxiliaries", "graphdlg-client": "GraphDLG, client-side auxiliaries"}
+PICTURED = ("dlg", "idlg", "graphdlg-random", "graphdlg-client")
+LABELS = {"chance": "random guess", "prior": "prior only (decoder sees n)",
+          **{name: m.label for name, m in METHODS.items()}}
 
 
 def _agg(rows: Sequence[dict]) -> dict:
@@ -53,9 +53,10 @@ def _scored(rec, victim) -> dict:
     return score(rec.adj, rec.x, a, x).as_dict() | {"seconds": rec.seconds, "label_ok": float(rec.label == y)}
 
 
-def main_table(p: Problem, methods: Sequence[str] = METHODS, victims: Sequence[Graph] | None = None) -> dict:
-    """Per method: mean ± std of the metrics over victims, plus per-victim rows and
-    reconstructions of the first few victims (for pictures and the explorer)."""
+def main_table(p: Problem, methods: Sequence[str] = PICTURED, victims: Sequence[Graph] | None = None) -> dict:
+    """Per method: mean ± std of the metrics over ``victims``, per-victim rows and their
+    reconstructions (for pictures and the explorer). The chapter's main table comes from
+    the harness experiment ``graphdlg_main`` (:mod:`.cells`), not from here."""
     victims = p.victims if victims is None else victims
     prior = _prior_decoder(p)
     rows: dict[str, list] = {m: [] for m in ("chance", "prior", *methods)}
@@ -165,6 +166,8 @@ def ablations(p: Problem, sz: Mapping[str, Any]) -> dict:
     out["batch"] = {}
     gen = torch.Generator().manual_seed(7)
     for b in sz["batch_sizes"]:
+        if b - 1 > len(p.pool):
+            raise ValueError(f"a batch of {b} graphs needs {b - 1} other graphs; the client's pool has {len(p.pool)}")
         res_b = {}
         others = {i: [p.pool[j] for j in torch.randperm(len(p.pool), generator=gen)[: b - 1].tolist()]
                   for i in range(len(vic))}
@@ -222,7 +225,7 @@ def run(sz: Mapping[str, Any], datasets_: Sequence[str] | None = None) -> Result
         entry = {"graphs": len(p.victims) + len(p.pool), "victims": len(p.victims), "n_max": p.n_max,
                  "features": p.num_features, "classes": p.num_classes, "density": p.density,
                  "mean_nodes": float(np.mean([a.size(0) for a, _, _ in p.victims]))}
-        entry["main"] = main_table(p, sz["methods"])
+        entry["main"] = main_table(p, sz["methods"], victims=p.victims[: sz["pictures"]])
         if name == sz["ablation_dataset"]:
             entry["ablations"] = ablations(p, sz)
             entry["defences"] = defences(p, sz)
@@ -232,23 +235,18 @@ def run(sz: Mapping[str, Any], datasets_: Sequence[str] | None = None) -> Result
     return Result("graphdlg", data, seconds=time.perf_counter() - t0)
 
 
-def summarise(data: Mapping[str, Any]) -> list[dict]:
-    """Main-table rows: dataset, method, the metrics' mean ± std, and GraphDLG's relative
-    improvement over the best baseline (DLG, iDLG) per dataset."""
-    rows = []
-    for name, entry in data["datasets"].items():
-        summ = entry["main"]["summary"]
-        base = [m for m in ("dlg", "idlg") if m in summ]
-        best_auc = max(summ[m]["structure_auc"]["mean"] for m in base)
-        best_mse = min(summ[m]["feature_mse"]["mean"] for m in base)
-        for m, s in summ.items():
-            row = {"dataset": name, "method": m, **{k: s[k] for k in ("feature_mse", "structure_auc", "edge_f1",
-                                                                        "seconds")}}
-            if m.startswith("graphdlg"):
-                row["auc_gain"] = s["structure_auc"]["mean"] / best_auc - 1
-                row["mse_gain"] = 1 - s["feature_mse"]["mean"] / best_mse
-            rows.append(row)
-    return rows
+def variants_frame(variants: Mapping[str, Mapping], first: str = "variant"):
+    """An ablation's variants (``{label: aggregated metrics}``) as a DataFrame: rows the
+    variants, columns ``(metric, "mean" | "std")`` over the victims for feature MSE,
+    structure AUC and edge F1 (the layout of ``groupby(...).agg(["mean", "std"])``)."""
+    import pandas as pd
+
+    data = {label: {(k, stat): s[k][stat] for k in ("feature_mse", "structure_auc", "edge_f1")
+                    for stat in ("mean", "std")} for label, s in variants.items()}
+    out = pd.DataFrame.from_dict(data, orient="index")
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    out.index.name = first
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -273,35 +271,11 @@ if __name__ == "__main__":
     raise SystemExit(main())
 
 
-def _pm(s: Mapping, digits: int) -> str:
-    return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
-
-
-def main_markdown(data: Mapping[str, Any], title: str = "") -> str:
-    """The main table as Markdown: per dataset and method, feature MSE, structure AUC, edge
-    F1, seconds per graph, and GraphDLG's gains over the best baseline."""
-    lines = [title] if title else []
-    lines += ["| dataset | method | feature MSE ↓ | structure AUC ↑ | edge F1 ↑ | s / graph | AUC gain | MSE gain |",
-              "|---|---|---|---|---|---|---|---|"]
-    for r in summarise(data):
-        gain = (f"{100 * r['auc_gain']:+.1f} %", f"{100 * r['mse_gain']:+.1f} %") if "auc_gain" in r else ("", "")
-        lines.append(f"| {r['dataset']} | {LABELS.get(r['method'], r['method'])} | {_pm(r['feature_mse'], 4)} | "
-                     f"{_pm(r['structure_auc'], 3)} | {_pm(r['edge_f1'], 2)} | {r['seconds']['mean']:.2f} | "
-                     f"{gain[0]} | {gain[1]} |")
-    return "\n".join(lines)
-
-
-def variants_markdown(variants: Mapping[str, Mapping], first: str = "variant") -> str:
-    """A table of ablation variants (``{label: aggregated metrics}``)."""
-    lines = [f"| {first} | feature MSE ↓ | structure AUC ↑ | edge F1 ↑ |", "|---|---|---|---|"]
-    for label, s in variants.items():
-        lines.append(f"| {label} | {_pm(s['feature_mse'], 4)} | {_pm(s['structure_auc'], 3)} | {_pm(s['edge_f1'], 2)} |")
-    return "\n".join(lines)
-
-
-def plot_defences(defences_: Mapping[str, Any], axes=None):
+def plot_defences(defences_: Mapping[str, Any], axes=None, no_gradient: Mapping[str, float] | None = None):
     """Structure AUC and feature MSE of iDLG and GraphDLG (client-side) against the noise
-    scale and the pruning ratio, with the accuracy of a model trained under each defence."""
+    scale and the pruning ratio, with the accuracy of a model trained under each defence;
+    ``no_gradient`` (``{metric: value}``) draws the strongest no-gradient baseline's level:
+    where a curve reaches it, the gradient no longer leaks anything measurable."""
     import matplotlib.pyplot as plt
 
     from ..plotting import PALETTE, use_style
@@ -318,6 +292,8 @@ def plot_defences(defences_: Mapping[str, Any], axes=None):
             for j, m in enumerate(("idlg", "graphdlg-client")):
                 ys = [defences_[kind][v][m][metric]["mean"] for v in levels]
                 ax.plot(xplot, ys, marker="o", color=PALETTE[j], label=LABELS[m])
+            if no_gradient and metric in no_gradient:
+                ax.axhline(no_gradient[metric], color="0.3", ls=":", label="strongest no-gradient baseline")
             ax.set_ylabel(metric.replace("_", " "))
             if kind == "noise":
                 ax.set_xscale("log")
