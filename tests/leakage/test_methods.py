@@ -68,6 +68,10 @@ def test_bad_input_is_refused(prob):
         run_method(prob, "dlg", g, a.size(0), retrieval=0)
     with pytest.raises(ValueError, match="start"):
         dlg(prob.model, g, a.size(0), restarts=0)
+    from graphtrust.leakage import experiments
+
+    with pytest.raises(ValueError, match="pool has"):
+        experiments.ablations(prob, dict(SIZES, batch_sizes=(1, len(prob.pool) + 2), ablation_victims=1))
 
 
 def test_restarts_keep_the_best_run_and_a_start_is_used(prob):

@@ -144,6 +144,10 @@ def _variant_rows(p: Problem, victims, method: str = "graphdlg-client", bank_fil
 def ablations(p: Problem, sz: Mapping[str, Any]) -> dict:
     """Structure (decoder, retrieval, no copies of the victim), features (closed form vs
     gradient matching), auxiliary count, batch size."""
+    too_big = [b for b in sz["batch_sizes"] if b - 1 > len(p.pool)]
+    if too_big:
+        raise ValueError(f"a batch of {max(too_big)} graphs needs {max(too_big) - 1} other graphs; "
+                         f"the client's pool has {len(p.pool)}")
     vic = p.victims[: sz["ablation_victims"]]
     bank = p.decoder("client").bank
 
@@ -166,8 +170,6 @@ def ablations(p: Problem, sz: Mapping[str, Any]) -> dict:
     out["batch"] = {}
     gen = torch.Generator().manual_seed(7)
     for b in sz["batch_sizes"]:
-        if b - 1 > len(p.pool):
-            raise ValueError(f"a batch of {b} graphs needs {b - 1} other graphs; the client's pool has {len(p.pool)}")
         res_b = {}
         others = {i: [p.pool[j] for j in torch.randperm(len(p.pool), generator=gen)[: b - 1].tolist()]
                   for i in range(len(vic))}
