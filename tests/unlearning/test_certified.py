@@ -85,6 +85,24 @@ def test_exceeding_the_budget_retrains_with_fresh_noise(setup):
         CertifiedLinear(3).remove(z, data.y[train], z, data.y[train])
 
 
+def test_removal_with_embeddings_of_another_shape_is_refused(setup):
+    data, x, train = setup
+    z, y = x[train], data.y[train]
+    model = CertifiedLinear(3, lam=1e-2, alpha=0.1).fit(z, y)
+    w = model.w.clone()
+    with pytest.raises(ValueError, match="fitted on"):  # e.g. a request after a retrain on another graph
+        model.remove(z, y, z[:, :-1], y)
+    with pytest.raises(ValueError, match="labels"):
+        model.remove(z, y, z[1:], y)
+    with pytest.raises(ValueError, match="0..2"):
+        model.remove(z, y, z, torch.full_like(y, 3))
+    with pytest.raises(ValueError, match="column_error"):
+        model.remove(z, y, z, y, column_error=torch.zeros(2))
+    assert torch.equal(model.w, w)  # nothing changed
+    with pytest.raises(ValueError, match="positive"):
+        CertifiedLinear(3, alpha=0.0)
+
+
 def test_newton_bound_holds_without_unit_row_norms(setup):
     """Rows with norms up to 3 (the lazy embeddings' rows can exceed 1): the bound
     γ‖Z'‖₂‖Z'Δw‖_∞‖Z'Δw‖₂ still covers the true residual of every removal."""

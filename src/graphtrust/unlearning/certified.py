@@ -249,6 +249,17 @@ class CertifiedLinear:
         """
         if self.w is None:
             raise RuntimeError("fit the model before removing data")
+        d = self.w.size(0)
+        for name, z, y in (("z_old", z_old, y_old), ("z_new", z_new, y_new)):
+            if z.dim() != 2 or z.size(1) != d:
+                raise ValueError(f"{name} has shape {tuple(z.shape)}; the model was fitted on {d} features "
+                                 "(embeddings of another graph or propagation?)")
+            if y.shape != (z.size(0),):
+                raise ValueError(f"{name} has {z.size(0)} rows but its labels have shape {tuple(y.shape)}")
+            if y.numel() and (int(y.min()) < 0 or int(y.max()) >= self.C):
+                raise ValueError(f"labels of {name} must lie in 0..{self.C - 1}")
+        if column_error is not None and column_error.shape != (d,):
+            raise ValueError(f"column_error has shape {tuple(column_error.shape)}, expected ({d},)")
         z_old, z_new = z_old.double(), z_new.double()
         causes: list[str] = []
         step, newton = self.newton_step(z_old, y_old, z_new, y_new)
