@@ -146,3 +146,10 @@ def test_cli_runs_resumes_and_merges(tmp_path, capsys, monkeypatch):
     assert "8/10 cells" in text and "missing: budget=0.2, dataset='a', method='x'" in text
     with pytest.raises(KeyError, match="no experiment 'nope'"):
         experiment.get("nope")
+
+
+def test_context_seeds_what_the_cells_share():
+    shared = {"calls": []}
+    experiment.run(DEMO, show_progress=False, profile="quick", context=shared)
+    assert len(shared["calls"]) == 10  # the cells appended to the caller's list
+    assert "sizes" not in shared  # the caller's dict is copied into the run's, not changed in place

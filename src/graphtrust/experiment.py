@@ -294,13 +294,15 @@ def run(
     only: Mapping[str, Iterable[Any]] | None = None,
     show_progress: bool = True,
     profile: str | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> Run:
     """Measure every cell of the grid that ``out`` does not hold yet; return the whole run.
 
     ``grid`` defaults to the experiment's grid in the active profile (or ``profile``);
     ``only`` restricts it (``{"dataset": ["cora_ml"]}``). With ``out``, finished cells are
     appended to that file as they complete, and cells already in it are not measured again
-    (resume).
+    (resume). ``context`` seeds the dict the cells share (e.g. a dataset already prepared
+    by the caller, under the keys the experiment's ``measure`` looks for).
     """
     from .progress import progress
 
@@ -324,7 +326,7 @@ def run(
                                default=_json) + "\n")
     if todo:
         result.runs[rid] = prov
-    context: dict[str, Any] = {"sizes": sizes}
+    context: dict[str, Any] = {"sizes": sizes, **(context or {})}
     for cell in progress(todo, desc=experiment.name, enabled=show_progress):
         t = time.perf_counter()
         recs = experiment.measure(dict(cell), context)

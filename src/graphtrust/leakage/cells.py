@@ -33,7 +33,7 @@ from .methods import METHODS, Problem, available, method, run_method
 from .metrics import align_by_structure, score
 from .model import client_gradient
 
-__all__ = ["MAIN", "main_grid", "measure_main", "summary", "gains", "mean_ci"]
+__all__ = ["MAIN", "main_grid", "measure_main", "shared", "summary", "gains", "mean_ci"]
 
 
 def main_grid(sz: config.Sizes) -> Grid:
@@ -46,6 +46,12 @@ def _problem(ctx: dict[str, Any], name: str, model_seed: int) -> Problem:
     if ctx.get("problem_key") != key:
         ctx.update(problem_key=key, problem=Problem(name, ctx["sizes"], model_seed=model_seed))
     return ctx["problem"]
+
+
+def shared(p: Problem) -> dict[str, Any]:
+    """A harness ``context`` that lets ``graphdlg_main`` reuse ``p`` (and its trained
+    decoders) for its dataset and model seed: ``experiment.run(MAIN, context=shared(p))``."""
+    return {"problem_key": (p.name, p.model_seed), "problem": p}
 
 
 def measure_main(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any]]:
