@@ -128,7 +128,10 @@ def claims(df: pd.DataFrame, dataset: str = "MUTAG") -> pd.DataFrame:
     """The paper's headline claims against ``graphdlg_main`` records of ``dataset``: for
     each, the paper's figure, ours against the paper's baselines (the better of DLG and
     iDLG), ours against the strongest no-gradient and gradient baselines the same attacker
-    has, a verdict and the measured cause."""
+    has (with the conservative end of the paired bootstrap interval), a verdict and the
+    measured cause. *Reproduced*: the gain exceeds the paper's against DLG/iDLG and, at the
+    interval's conservative end, against both strongest baselines; *partly*: against
+    DLG/iDLG only."""
     d = df[df.dataset == dataset]
     mean = d.groupby("method")[["structure_auc", "feature_mse"]].mean()
     rows = []
@@ -144,14 +147,17 @@ def claims(df: pd.DataFrame, dataset: str = "MUTAG") -> pd.DataFrame:
             g = gains(d, metric, higher).set_index(["method", "family"])
             strong = {fam: g.loc[(ours, fam)] for fam in ("no gradient", "gradient") if (ours, fam) in g.index}
             vs = {fam: gain(r["baseline"]) for fam, r in strong.items()}
+            # the gain at the conservative end of the paired bootstrap interval of the ratio
+            low = {fam: (r["ratio 95% low"] - 1) if higher else (1 - r["ratio 95% high"]) for fam, r in strong.items()}
             vs_dlg = gain(dlgs.max() if higher else dlgs.min())
-            ok_dlg, ok_all = vs_dlg > paper, all(v > paper for v in vs.values())
+            ok_dlg, ok_all = vs_dlg > paper, all(v > paper for v in low.values())
             verdict = "reproduced" if ok_dlg and ok_all else "partly" if ok_dlg else "not reproduced"
-            weakest = min(vs, key=vs.get) if vs else None
+            weakest = min(low, key=low.get) if low else None
             cause = ("" if ok_all else f"the strongest {weakest} baseline ({strong[weakest]['strongest baseline']}) "
                      f"already reaches {strong[weakest]['baseline']:.3f}")
             rows.append({"claim": f"{'structure AUC' if higher else 'feature MSE'} gain, {setting} auxiliaries",
                          "paper": f"> {paper:+.2%}", "ours vs DLG/iDLG": f"{vs_dlg:+.1%}",
-                         **{f"ours vs strongest {fam}": f"{v:+.1%}" for fam, v in vs.items()},
+                         **{f"ours vs strongest {fam}": f"{v:+.1%} (95 % low end {low[fam]:+.1%})"
+                            for fam, v in vs.items()},
                          "verdict": verdict, "measured cause of the gap": cause})
     return pd.DataFrame(rows).set_index("claim")
