@@ -134,6 +134,8 @@ def claims(df: pd.DataFrame, dataset: str = "MUTAG") -> pd.DataFrame:
     DLG/iDLG only."""
     d = df[df.dataset == dataset]
     mean = d.groupby("method")[["structure_auc", "feature_mse"]].mean()
+    by_metric = {m: gains(d, m, h).set_index(["method", "family"])
+                 for m, h in (("structure_auc", True), ("feature_mse", False))}
     rows = []
     for ours, setting in (("graphdlg-client", "client-side"), ("graphdlg-random", "random")):
         if ours not in mean.index:
@@ -144,7 +146,7 @@ def claims(df: pd.DataFrame, dataset: str = "MUTAG") -> pd.DataFrame:
             def gain(base: float, value: float = value, higher: bool = higher) -> float:
                 return value / base - 1 if higher else 1 - value / base
             dlgs = mean.loc[[m for m in ("dlg", "idlg") if m in mean.index], metric]
-            g = gains(d, metric, higher).set_index(["method", "family"])
+            g = by_metric[metric]
             strong = {fam: g.loc[(ours, fam)] for fam in ("no gradient", "gradient") if (ours, fam) in g.index}
             vs = {fam: gain(r["baseline"]) for fam, r in strong.items()}
             # the gain at the conservative end of the paired bootstrap interval of the ratio

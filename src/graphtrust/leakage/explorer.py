@@ -75,7 +75,8 @@ def explorer(result_data: Mapping, dataset: str, labels: Mapping[str, str] | Non
     """Pick a victim and a method: the victim and its reconstruction side by side, with
     that victim's metrics. The static book shows the first victim with every method."""
     import ipywidgets as w
-    from IPython.display import Markdown, display
+    import pandas as pd
+    from IPython.display import display
 
     main = result_data["datasets"][dataset]["main"]
     victims, recs, rows = main["victims"], main["reconstructions"], main["rows"]
@@ -93,12 +94,10 @@ def explorer(result_data: Mapping, dataset: str, labels: Mapping[str, str] | Non
             draw_reconstructions(victims[i], {m: recs[m][i] for m in chosen}, labels)
             plt.tight_layout()
             plt.show()
-            lines = ["| method | feature MSE | structure AUC | edge F1 |", "|---|---|---|---|"]
-            for m in chosen:
-                r = rows[m][i]
-                lines.append(f"| {(labels or {}).get(m, m)} | {r['feature_mse']:.4f} | {r['structure_auc']:.3f} | "
-                             f"{r['edge_f1']:.2f} |")
-            display(Markdown("\n".join(lines)))
+            table = pd.DataFrame({(labels or {}).get(m, m): {k: rows[m][i][k] for k in
+                                                              ("feature_mse", "structure_auc", "edge_f1")}
+                                  for m in chosen}).T
+            display(table.rename_axis("method").round(4))
 
     pick.observe(refresh, names="value")
     method.observe(refresh, names="value")

@@ -203,13 +203,6 @@ def _same_size(kind: str) -> Runner:
     return run
 
 
-for _kind in ("random", "client"):
-    _register(f"prior-only-{_kind}", "no gradient", _kind,
-              f"prior only ({_kind} auxiliaries; sees n, not the gradient)")(_prior(_kind))
-    _register(f"random-same-size-{_kind}", "no gradient", _kind,
-              f"a random {'client-side' if _kind == 'client' else 'Erdős–Rényi'} graph of n nodes")(_same_size(_kind))
-
-
 # --- gradient ------------------------------------------------------------------------------
 
 @_register("dlg", "gradient", "none", "DLG")
@@ -247,15 +240,16 @@ def _nearest(kind: str) -> Runner:
     return run
 
 
-for _kind in ("random", "client"):
-    _register(f"idlg+prior-{_kind}", "gradient", _kind,
-              f"iDLG, also started from the prior ({_kind} auxiliaries)")(_idlg_prior(_kind))
-    _register(f"nearest-auxiliary-{_kind}", "gradient", _kind,
-              f"nearest {_kind} auxiliary graph by gradient distance (retrieval alone)")(_nearest(_kind))
+# --- the per-setting methods, registered in the order of the families ---------------------
 
-
-# --- ours ----------------------------------------------------------------------------------
-
-for _kind in ("random", "client"):
-    _register(f"graphdlg-{_kind}", "ours", _kind, f"GraphDLG, {_kind} auxiliaries")(
-        lambda p, grads, n, seed, _k=_kind: run_method(p, f"graphdlg-{_k}", grads, n, seed=seed))
+for _family, _name, _label, _make in (
+    ("no gradient", "prior-only", "prior only ({k} auxiliaries; sees n, not the gradient)", _prior),
+    ("no gradient", "random-same-size", "a random {kind_graph} graph of n nodes", _same_size),
+    ("gradient", "idlg+prior", "iDLG, also started from the prior ({k} auxiliaries)", _idlg_prior),
+    ("gradient", "nearest-auxiliary", "nearest {k} auxiliary graph by gradient distance (retrieval alone)", _nearest),
+    ("ours", "graphdlg", "GraphDLG, {k} auxiliaries",
+     lambda k: lambda p, grads, n, seed: run_method(p, f"graphdlg-{k}", grads, n, seed=seed)),
+):
+    for _kind in ("random", "client"):
+        _register(f"{_name}-{_kind}", _family, _kind, _label.format(
+            k=_kind, kind_graph="client-side" if _kind == "client" else "Erdős–Rényi"))(_make(_kind))
