@@ -7,6 +7,7 @@
 * :mod:`.matching` — gradient matching: DLG, iDLG, and the feature refinement.
 * :mod:`.decoder` — auxiliary graphs and the structure decoder trained on them.
 * :mod:`.graphdlg` — the GraphDLG pipeline (structure first, then features).
+* :mod:`.size` — an attacker's estimate of the node count, with bounds.
 * :mod:`.metrics` — the node-alignment protocol, feature MSE, structure AUC, edge F1.
 * :mod:`.experiments`, :mod:`.explorer` — the chapter's runs and pictures.
 """

@@ -11,8 +11,8 @@ chapter): with ``u = W₁ h_G + b₁`` the first head layer and ``δ₁ = ∂L/�
   of linearly independent node states when the layers are wide enough: its numerical
   rank is a *lower bound* on ``n``: nodes with equal states, and nodes whose last ReLU is
   dead for every unit, add nothing. On MUTAG, whose atoms share one-hot features and
-  neighbourhoods, it gives 4–8 for graphs of 11–28 nodes. The attacks therefore take
-  ``n`` as given, as we believe the paper does;
+  neighbourhoods, it gives 4–8 for graphs of 11–28 nodes. :mod:`.size` turns it, a size
+  prior and gradient distances into an estimate;
 * **node features given the structure** — a recursion down the layers: from the top
   gradient ``G_L = ∂L/∂Z_L`` (pooling spreads ``W₁ᵀδ₁`` over the nodes; the last ReLU
   multiplies by its activation mask), ``∇W_i = (ĀH_{i-1})ᵀG_i`` determines ``ĀH_{i-1}`` by

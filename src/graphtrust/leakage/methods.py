@@ -26,7 +26,9 @@ setting could run, so that a method is compared with the strongest baseline *its
 attacker has. The no-gradient methods never read the gradient (a test feeds them a zeroed
 one).
 
-Every attacker is given ``n``, the victim's node count (an oracle, stated in the chapter).
+Every method takes ``n``, the victim's node count, as an argument: the main table gives
+it (an oracle, stated in the chapter); the ``graphdlg_size`` experiment passes the
+estimate of :func:`~.size.estimate_nodes` instead.
 """
 
 from __future__ import annotations

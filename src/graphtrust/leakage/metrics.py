@@ -31,7 +31,7 @@ import torch
 from scipy.optimize import linear_sum_assignment
 from scipy.stats import rankdata
 
-__all__ = ["Scores", "align", "align_by_structure", "align_quadratic", "TIE_BREAKS", "signatures", "score", "roc_auc", "chance"]
+__all__ = ["Scores", "pad", "align", "align_by_structure", "align_quadratic", "TIE_BREAKS", "signatures", "score", "roc_auc", "chance"]
 
 
 def _np(t) -> np.ndarray:
@@ -198,11 +198,31 @@ class Scores:
         return {"feature_mse": self.feature_mse, "structure_auc": self.structure_auc, "edge_f1": self.edge_f1}
 
 
+def pad(S, X, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(S, X)`` with isolated, all-zero nodes appended up to ``n`` nodes."""
+    S, X = _np(S), _np(X)
+    k = S.shape[0]
+    if n < k:
+        raise ValueError(f"cannot pad {k} nodes down to {n}")
+    Sp = np.zeros((n, n))
+    Sp[:k, :k] = S
+    Xp = np.zeros((n, X.shape[1]))
+    Xp[:k] = X
+    return Sp, Xp
+
+
 def score(S, X_hat, A, X, aligner=align) -> Scores:
     """Align (:func:`align`, or ``aligner``) and score a reconstruction ``(S, X_hat)`` of
-    the victim ``(A, X)``. ``aligner=align_by_structure`` gives the older tie-break."""
+    the victim ``(A, X)``. ``aligner=align_by_structure`` gives the older tie-break.
+
+    A reconstruction with another node count (an attacker that estimated ``n``) is scored
+    on ``max(n, n̂)`` nodes: the smaller side gets isolated, all-zero nodes (:func:`pad`), so
+    missing nodes cost their edges (score 0) and surplus nodes cost the scores they give
+    to pairs that are not edges; the pair count grows accordingly."""
+    n = max(_np(S).shape[0], _np(A).shape[0])
+    S, X_hat = pad(S, X_hat, n)
+    A, X = pad(A, X, n)
     perm = aligner(S, X_hat, A, X)
-    S, Xh, A, X = _np(S), _np(X_hat), _np(A), _np(X)
     S = 0.5 * (S + S.T)
     B = A[np.ix_(perm, perm)]
     iu = np.triu_indices(A.shape[0], 1)
@@ -213,7 +233,7 @@ def score(S, X_hat, A, X, aligner=align) -> Scores:
         f1 = float(t[top].sum() / m)  # top-m: precision = recall = F1
     else:
         f1 = float("nan")
-    mse = float(((Xh - X[perm]) ** 2).mean())
+    mse = float(((X_hat - X[perm]) ** 2).mean())
     return Scores(mse, roc_auc(s, t), f1, perm)
 
 

@@ -1,0 +1,93 @@
+"""The node-count estimate of an attacker that is not told n, and scoring across sizes."""
+
+import numpy as np
+import pytest
+import torch
+
+from graphtrust import datasets
+from graphtrust.leakage import GraphClassifier, client_gradient, defend
+from graphtrust.leakage.metrics import pad, score
+from graphtrust.leakage.size import NodeCount, estimate_nodes, rank_bound
+
+
+def _model(features=7):
+    torch.manual_seed(0)
+    return GraphClassifier(features, 2, hidden=64).double()
+
+
+def _generic(n, seed, features=7):
+    """A random graph with continuous node attributes, node states in general position,
+    and an invertible ``A + I`` (no two adjacent nodes with the same neighbours: such twins
+    have equal rows in Ā, and every layer's gradient then has rank below n)."""
+    gen = torch.Generator().manual_seed(seed)
+    while True:
+        a = (torch.rand(n, n, generator=gen) < 3.0 / n).double().triu(1)
+        a = a + a.t()
+        if int(torch.linalg.matrix_rank(a + torch.eye(n, dtype=a.dtype))) == n:
+            return a, torch.randn(n, features, generator=gen, dtype=torch.float64), seed % 2
+
+
+def _mutag(start, stop):
+    out = []
+    for g in datasets.load("MUTAG")[start:stop]:
+        a = torch.zeros(g.num_nodes, g.num_nodes, dtype=torch.float64)
+        a[g.edge_index[0], g.edge_index[1]] = 1.0
+        out.append((a, g.x.double(), int(g.y)))
+    return out
+
+
+def test_rank_identifies_n_on_generic_graphs():
+    """Continuous attributes, layers wider than the graphs: the rank bound is n, the
+    auxiliaries show it is tight, and the estimate is exactly n."""
+    model = _model()
+    bank = [_generic(n, 100 + 7 * n + k) for n in range(4, 31) for k in range(3)]
+    for n in (5, 11, 17, 23, 30):
+        a, x, y = _generic(n, n)
+        grads = client_gradient(model, [(a, x, y)])
+        assert rank_bound(model, grads) == n
+        est = estimate_nodes(model, grads, bank)
+        assert est == NodeCount(n, n, 30, "rank") and est.identified
+
+
+def test_bounds_contain_n_on_molecules():
+    """One-hot atoms: the rank is far below n and the auxiliaries say so; the estimate
+    comes from gradient distance and n lies within the reported bounds."""
+    model = _model()
+    bank, victims = _mutag(20, 120), _mutag(0, 6)
+    high = max(a.size(0) for a, _, _ in bank + victims)
+    for a, x, y in victims:
+        est = estimate_nodes(model, client_gradient(model, [(a, x, y)]), bank, high=high)
+        assert est.low <= a.size(0) <= est.high and est.low <= est.estimate <= est.high
+        assert est.low < a.size(0) and not est.identified and est.source == "auxiliary"
+
+
+def test_estimate_bad_input():
+    model = _model()
+    a, x, y = _generic(20, 1)
+    grads = client_gradient(model, [(a, x, y)])
+    with pytest.raises(ValueError, match="no auxiliary graphs"):
+        estimate_nodes(model, grads, [])
+    with pytest.raises(ValueError, match="rank 20, above the largest size .* \\(10\\)"):
+        estimate_nodes(model, grads, [_generic(10, 2)])
+    # noise makes the gradient full-rank: the bound is void, and the estimate says so
+    noisy = defend(grads, noise=0.1)
+    with pytest.raises(ValueError, match="outside its size prior"):
+        estimate_nodes(model, noisy, [_generic(n, n) for n in range(4, 31)])
+
+
+def test_score_across_node_counts():
+    a, x, _ = _mutag(0, 1)[0]
+    n = a.size(0)
+    # the victim plus one isolated node: every edge still ranks above every non-edge
+    s, xh = pad(a, x, n + 1)
+    sc = score(s, xh, a, x)
+    assert sc.structure_auc == 1.0 and sc.edge_f1 == 1.0
+    # a node with edges missing: its edges score 0, like the non-edges
+    deg = a.sum(1)
+    k = int(deg.argmax())
+    keep = [i for i in range(n) if i != k]
+    sc = score(a[keep][:, keep], x[keep], a, x)
+    assert sc.structure_auc < 1.0 and sc.edge_f1 < 1.0
+    assert np.isclose(score(a, x, a, x).structure_auc, 1.0)
+    with pytest.raises(ValueError, match="cannot pad"):
+        pad(a, x, n - 1)
