@@ -117,3 +117,44 @@ def test_chapter_code_builds_no_markdown_table(name):
         assert "|---" not in cell and '"---|"' not in cell, cell[:200]
         body = [ln for ln in cell.splitlines() if ln.strip() and not ln.startswith(":tags:")]
         assert len(body) <= 16 or "Solution" in cell, (len(body), cell[:200])
+
+
+# What a bare Colab runtime has beyond the standard library (its scientific stack), and
+# what the chapters' install cell adds: PyTorch Geometric and graphtrust with its core
+# dependencies (pyproject's [project] dependencies, not the [book] or [test] extras).
+COLAB_STACK = {"torch", "numpy", "scipy", "matplotlib", "pandas", "ipywidgets", "IPython", "networkx", "tqdm"}
+INSTALL_CELL = {"torch_geometric", "graphtrust", "optuna"}
+
+
+@pytest.mark.parametrize("md", CHAPTERS, ids=lambda p: p.name)
+def test_chapter_imports_only_what_colab_has(md):
+    """A chapter must run in a bare Colab runtime after its install cell: every module it
+    imports is in the standard library, Colab's stack or what the install cell installs
+    (myst-nb is not: chapters glue through ``graphtrust.results.glue``)."""
+    import ast
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    core = {re.split(r"[<>=\[ ;]", d)[0].replace("-", "_") for d in deps}
+    assert core <= COLAB_STACK | INSTALL_CELL, f"core dependencies not covered by the list above: {core}"
+    allowed = set(sys.stdlib_module_names) | COLAB_STACK | INSTALL_CELL
+    for cell in re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", md.read_text(), re.S):
+        src = "\n".join(ln for ln in cell.splitlines() if not ln.startswith((":tags:", "%", "!")))
+        for node in ast.walk(ast.parse(src)):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{md.name} imports {name}, which a Colab runtime lacks"
+
+
+def test_repository_is_named_in_one_place():
+    """Colab links, install cells and the package metadata all point at config.REPOSITORY."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from graphtrust.config import REPOSITORY
+
+    url = f"https://github.com/{REPOSITORY}"
+    assert f"url: {url}" in (ROOT / "_config.yml").read_text()
+    assert f'Homepage = "{url}"' in (ROOT / "pyproject.toml").read_text()
+    for md in CHAPTERS:
+        found = set(re.findall(r"git\+https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?@", md.read_text()))
+        assert found == {REPOSITORY}, f"{md.name} installs from {found}, config.REPOSITORY is {REPOSITORY}"

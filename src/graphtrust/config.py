@@ -458,6 +458,13 @@ def build_record_path() -> Path | None:
     return Path(raw) if raw else None
 
 
+def static_build() -> bool:
+    """True while the book is being executed for its static pages (``python -m
+    graphtrust.book`` sets ``GRAPHTRUST_BUILD_RECORD`` in its kernels; ``GRAPHTRUST_STATIC=1``
+    forces it): explorers then also render their starting selection outside the widget."""
+    return bool(os.environ.get("GRAPHTRUST_BUILD_RECORD")) or os.environ.get("GRAPHTRUST_STATIC", "") == "1"
+
+
 def progress_disabled() -> bool:
     """True when ``TQDM_DISABLE`` asks for no progress bars (read at call time)."""
     return os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes")

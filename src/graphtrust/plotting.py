@@ -10,10 +10,11 @@ import numpy as np
 
 from .training import Summary
 
-__all__ = ["PALETTE", "use_style", "bar_summary", "degree_distribution"]
+__all__ = ["PALETTE", "use_style", "bar_summary", "degree_distribution", "show_explorer"]
 
-# Colour-blind-safe palette (Okabe & Ito).
-PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000"]
+# Colour-blind-safe palette (Okabe & Ito), with their pale yellow (#F0E442, unreadable on
+# white) replaced by Tol's wine.
+PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#882255", "#000000"]
 
 
 def use_style() -> None:
@@ -119,3 +120,18 @@ def threat_model_map(ax: plt.Axes | None = None) -> plt.Axes:
     ax.text(5.0, 0.05, "poisoning acts before training · leakage reads what training shares · "
             "unlearning edits the result", ha="center", fontsize=8, style="italic")
     return ax
+
+
+def show_explorer(box, out, render) -> None:
+    """Display an explorer: the widget ``box`` whose ``out`` (an ``ipywidgets.Output``)
+    shows ``render()``. In a static book build (:func:`graphtrust.config.static_build`)
+    ``render()`` also runs once outside the widget, so that the page shows the starting
+    selection without widget JavaScript (offline, or where the CDN is blocked)."""
+    from IPython.display import Markdown, display
+
+    from . import config
+
+    display(box)
+    if config.static_build():
+        display(Markdown("*Starting selection of the explorer above (static copy):*"))
+        render()

@@ -14,7 +14,7 @@ from typing import Any
 
 from . import config
 
-__all__ = ["Result", "mean_std"]
+__all__ = ["Result", "mean_std", "glue"]
 
 
 @dataclass
@@ -79,3 +79,16 @@ def mean_std(df, index, columns, values: str, *, scale: float = 100.0, digits: i
                 out = out.reindex(keep, axis=axis, level=key if len(names) > 1 else None)
     out.attrs["n"] = n
     return out
+
+
+def glue(name: str, value: Any, display: bool = True) -> None:
+    """``myst_nb.glue`` where myst-nb is installed (a book build), a no-op elsewhere.
+
+    A chapter glues measured values into its text. In a bare Colab runtime, which installs
+    only PyTorch Geometric and graphtrust, myst-nb is absent and the text's ``{glue}``
+    roles are not rendered anyway, so the chapter runs on without it."""
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        return
+    _glue(name, value, display=display)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from ..plotting import PALETTE, use_style
+from ..plotting import PALETTE, show_explorer, use_style
 from ..results import Result
 from ..training import summarize
 
@@ -87,22 +87,24 @@ def explorer(results: dict[str, Result], default_attacks=("random", "lafak", "sg
         draw()
 
     def draw():
-        r = results[run.value]
         out.clear_output(wait=True)
         with out:
-            fig, ax = plt.subplots(figsize=(6.4, 3.8))
-            budget_curves(r, ds.value, vic.value, atk.value, ax=ax)
-            plt.show()
-            rec = summary.records(r)
-            rec = rec[(rec.dataset == ds.value) & (rec.victim == vic.value) & (rec.attack != "clean")]
-            means = rec.groupby(["budget", "attack"]).accuracy.mean().mul(100).reset_index()
-            best = means.loc[means.groupby("budget").accuracy.idxmin()]
-            display(best.assign(budget=(100 * best.budget).round().astype(int)).rename(
-                columns={"budget": "budget (%)", "attack": "strongest attack", "accuracy": "accuracy (%)"}
-            ).set_index("budget (%)").round(1))
+            render()
+
+    def render():
+        r = results[run.value]
+        fig, ax = plt.subplots(figsize=(6.4, 3.8))
+        budget_curves(r, ds.value, vic.value, atk.value, ax=ax)
+        plt.show()
+        rec = summary.records(r)
+        rec = rec[(rec.dataset == ds.value) & (rec.victim == vic.value) & (rec.attack != "clean")]
+        means = rec.groupby(["budget", "attack"]).accuracy.mean().mul(100).reset_index()
+        best = means.loc[means.groupby("budget").accuracy.idxmin()]
+        display(best.assign(budget=(100 * best.budget).round().astype(int)).rename(
+            columns={"budget": "budget (%)", "attack": "strongest attack", "accuracy": "accuracy (%)"}
+        ).set_index("budget (%)").round(1))
 
     for widget in (run, ds, vic, atk):
         widget.observe(refresh, names="value")
     refresh()
-    box = w.VBox([w.HBox([run, ds, vic]), atk, out])
-    display(box)
+    show_explorer(w.VBox([w.HBox([run, ds, vic]), atk, out]), out, render)

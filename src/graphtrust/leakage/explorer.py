@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt
 import networkx as nx
 import numpy as np
 
-from ..plotting import PALETTE, use_style
+from ..plotting import PALETTE, show_explorer, use_style
 from .metrics import align
 
 __all__ = ["draw_graph", "draw_reconstructions", "explorer"]
@@ -87,19 +87,22 @@ def explorer(result_data: Mapping, dataset: str, labels: Mapping[str, str] | Non
     out = w.Output()
 
     def refresh(*_):
-        i = pick.value
-        chosen = methods if method.value == "*" else [method.value]
         out.clear_output(wait=True)
         with out:
-            draw_reconstructions(victims[i], {m: recs[m][i] for m in chosen}, labels)
-            plt.tight_layout()
-            plt.show()
-            table = pd.DataFrame({(labels or {}).get(m, m): {k: rows[m][i][k] for k in
-                                                              ("feature_mse", "structure_auc", "edge_f1")}
-                                  for m in chosen}).T
-            display(table.rename_axis("method").round(4))
+            render()
+
+    def render():
+        i = pick.value
+        chosen = methods if method.value == "*" else [method.value]
+        draw_reconstructions(victims[i], {m: recs[m][i] for m in chosen}, labels)
+        plt.tight_layout()
+        plt.show()
+        table = pd.DataFrame({(labels or {}).get(m, m): {k: rows[m][i][k] for k in
+                                                          ("feature_mse", "structure_auc", "edge_f1")}
+                              for m in chosen}).T
+        display(table.rename_axis("method").round(4))
 
     pick.observe(refresh, names="value")
     method.observe(refresh, names="value")
     refresh()
-    display(w.VBox([w.HBox([pick, method]), out]))
+    show_explorer(w.VBox([w.HBox([pick, method]), out]), out, render)

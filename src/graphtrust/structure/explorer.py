@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import torch
 
 from .. import datasets
+from ..plotting import show_explorer
 from ..results import Result
 from ..training import summarize
 from .experiments import flip_anatomy
@@ -42,12 +43,10 @@ def explorer(results: dict[str, Result]):
     :class:`~graphtrust.results.Result`. In a static page the initial selection renders.
     """
     import ipywidgets as w
-    from IPython.display import display
-
     run = w.Dropdown(options=list(results), description="results")
     ds = w.Dropdown(description="dataset")
     atk = w.Dropdown(description="attack")
-    bud = w.SelectionSlider(description="budget", options=[0.0], continuous_update=False)
+    bud = w.SelectionSlider(description="budget", options=[("—", -1.0)], continuous_update=False)
     out = w.Output()
 
     busy = False
@@ -73,10 +72,12 @@ def explorer(results: dict[str, Result]):
                 atk.value = "meta-self" if "meta-self" in attacks else attacks[0]
             at = entry["attacks"].get(atk.value, {}).get("at_budget", {})
             budgets = [b for b in r.data["budgets"] if b > 0 and str(b) in at] or [r.data["main_budget"]]
-            if list(bud.options) != budgets:
-                bud.options = budgets
-            if bud.value not in budgets:
-                bud.value = r.data["main_budget"] if r.data["main_budget"] in budgets else budgets[0]
+            labelled = [(f"{b:.1%}", b) for b in budgets]  # the slider shows percentages
+            prev = bud.value
+            if [tuple(o) for o in bud.options] != labelled:
+                bud.options = labelled  # this resets the value to the first option
+            main = r.data["main_budget"] if r.data["main_budget"] in budgets else budgets[0]
+            bud.value = prev if prev in budgets else main
         finally:
             busy = False
         show()
@@ -84,24 +85,27 @@ def explorer(results: dict[str, Result]):
     def show():
         out.clear_output(wait=True)
         with out:
-            s = summary_at(results[run.value], ds.value, atk.value, bud.value)
-            errs = ", ".join(f"{v}: {e} %" for v, e in s["errors"].items()) or "not evaluated at this budget"
-            print(f"{ds.value} · {atk.value} · budget {bud.value:.1%} ({s['flips']} flips)")
-            print(f"misclassification  {errs}")
-            if s["flips"]:
-                same_ins = s["same_label_inserted"]
-                print(f"inserted {s['share_inserted']:.0%} of the flips; "
-                      f"same-label endpoints among insertions: "
-                      f"{'-' if math.isnan(same_ins) else f'{same_ins:.0%}'} "
-                      f"(clean edges: {s['clean_edge_same_label']:.0%})")
-                fig, ax = plt.subplots(figsize=(4.5, 2.4))
-                ax.hist(s["endpoint_degree_min"], bins=range(0, 30), color="#D55E00", alpha=0.8)
-                ax.set_xlabel("smaller endpoint degree (clean graph)")
-                ax.set_ylabel("flips")
-                plt.show()
+            render()
+
+    def render():
+        s = summary_at(results[run.value], ds.value, atk.value, bud.value)
+        errs = ", ".join(f"{v}: {e} %" for v, e in s["errors"].items()) or "not evaluated at this budget"
+        print(f"{ds.value} · {atk.value} · budget {bud.value:.1%} ({s['flips']} flips)")
+        print(f"misclassification  {errs}")
+        if s["flips"]:
+            same_ins = s["same_label_inserted"]
+            print(f"inserted {s['share_inserted']:.0%} of the flips; "
+                  f"same-label endpoints among insertions: "
+                  f"{'-' if math.isnan(same_ins) else f'{same_ins:.0%}'} "
+                  f"(clean edges: {s['clean_edge_same_label']:.0%})")
+            fig, ax = plt.subplots(figsize=(4.5, 2.4))
+            ax.hist(s["endpoint_degree_min"], bins=range(0, 30), color="#D55E00", alpha=0.8)
+            ax.set_xlabel("smaller endpoint degree (clean graph)")
+            ax.set_ylabel("flips")
+            plt.show()
 
     for widget in (run, ds, atk, bud):
         widget.observe(refresh, names="value")
     atk.options = ["meta-self"]  # initial selection, made consistent by refresh()
     refresh()
-    display(w.VBox([w.HBox([run, ds]), w.HBox([atk, bud]), out]))
+    show_explorer(w.VBox([w.HBox([run, ds]), w.HBox([atk, bud]), out]), out, render)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
-from ..plotting import PALETTE, use_style
+from ..plotting import PALETTE, show_explorer, use_style
 from .experiments import Problem, requests, run_sequence
 
 __all__ = ["explorer", "plot_sequence"]
@@ -50,6 +50,7 @@ def explorer(problem: Problem, count: int = 6):
     kind = w.Dropdown(options=[("edges (10 per request)", "edge"), ("nodes (5)", "node"), ("features (5)", "feature")],
                       description="requests")
     out = w.Output()
+    state: dict = {}  # the last sequence run, for the static copy
 
     def refresh(*_):
         batch = 10 if kind.value == "edge" else 5
@@ -57,18 +58,23 @@ def explorer(problem: Problem, count: int = 6):
                            r_max_rel=rmax.value, eps=eps.value, delta=delta.value, alpha=alpha.value)
         out.clear_output(wait=True)
         with out:
-            plot_sequence(seq)
-            plt.tight_layout()
-            plt.show()
-            steps = seq["steps"]
-            display(Markdown(
-                f"{sum(s['retrained'] for s in steps)} retrain(s), {seq['flushes']} flush(es) in {len(steps)} requests; "
-                f"mean time per request: embedding {1e3 * sum(s['embedding_seconds'] for s in steps) / len(steps):.1f} ms, "
-                f"model {sum(s['model_seconds'] for s in steps) / len(steps):.2f} s; "
-                f"final accuracy {100 * steps[-1]['accuracy']:.1f} %."))
+            render(seq)
+
+    def render(seq=None):
+        if seq is None:
+            seq = state["seq"]
+        state["seq"] = seq
+        plot_sequence(seq)
+        plt.tight_layout()
+        plt.show()
+        steps = seq["steps"]
+        display(Markdown(
+            f"{sum(s['retrained'] for s in steps)} retrain(s), {seq['flushes']} flush(es) in {len(steps)} requests; "
+            f"mean time per request: embedding {1e3 * sum(s['embedding_seconds'] for s in steps) / len(steps):.1f} ms, "
+            f"model {sum(s['model_seconds'] for s in steps) / len(steps):.2f} s; "
+            f"final accuracy {100 * steps[-1]['accuracy']:.1f} %."))
 
     for widget in (eps, delta, alpha, rmax, kind):
         widget.observe(refresh, names="value")
     refresh()
-    box = w.VBox([w.HBox([eps, delta, alpha]), w.HBox([rmax, kind]), out])
-    display(box)
+    show_explorer(w.VBox([w.HBox([eps, delta, alpha]), w.HBox([rmax, kind]), out]), out, render)
