@@ -120,3 +120,18 @@ def test_an_interrupted_build_resumes_with_the_chapters_it_finished(tiny_book, m
         book.execute(root, library=lib)
     monkeypatch.setattr(book, "_execute_one", real)
     assert _status(book.execute(root, library=lib)) == {"ch01_a": "reused", "ch02_b": "executed"}
+
+
+def test_check_html_finds_progress_bars_and_explorers_without_a_static_copy(tmp_path):
+    from graphtrust.book import STATIC_MARKER, check_html
+
+    view = '<script type="application/vnd.jupyter.widget-view+json">{}</script>'
+    (tmp_path / "ch01_a.html").write_text(f"<p>fine</p>{view}<p>{STATIC_MARKER}</p><img src='x.png'>")
+    (tmp_path / "ch02_b.html").write_text("<p>no widgets</p>")
+    assert check_html(tmp_path) == []
+    (tmp_path / "ch03_c.html").write_text(f"{view}<p>nothing static</p>")
+    (tmp_path / "ch04_d.html").write_text('{"model_name": "FloatProgressModel"} 12/40 [00:01<00:03, 9.1it/s]')
+    problems = check_html(tmp_path)
+    assert any(p.startswith("ch03_c.html: an explorer") for p in problems)
+    assert sum(p.startswith("ch04_d.html: stores a progress bar") for p in problems) == 2
+    assert check_html(tmp_path / "empty") == [f"no chapter pages in {tmp_path / 'empty'}"]

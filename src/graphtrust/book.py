@@ -30,6 +30,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -357,6 +358,33 @@ def render(root: Path, chs: list[Chapter], state: Path) -> int:
     return subprocess.run(cmd, cwd=root).returncode
 
 
+#: What a stored progress bar leaves in a page (tqdm's notebook widget and its text).
+PROGRESS_MARKERS = ("FloatProgressModel", "it/s]")
+#: What :func:`graphtrust.plotting.show_explorer` writes above an explorer's static copy.
+STATIC_MARKER = "Starting selection of the explorer above"
+
+
+def check_html(html_dir: str | Path) -> list[str]:
+    """Problems of a built book a reader without widget JavaScript would meet: a page that
+    stores a progress bar, or an explorer (a page with widget views) without a static copy
+    of its starting selection followed by a figure or a table. Empty when all is well."""
+    problems = []
+    pages = sorted(Path(html_dir).glob("ch*.html"))
+    if not pages:
+        return [f"no chapter pages in {html_dir}"]
+    for page in pages:
+        text = page.read_text(errors="replace")
+        for marker in PROGRESS_MARKERS:
+            if marker in text:
+                problems.append(f"{page.name}: stores a progress bar ({marker!r})")
+        if "application/vnd.jupyter.widget-view+json" in text:
+            at = text.find(STATIC_MARKER)
+            tail = text[at:at + 200_000] if at >= 0 else ""
+            if at < 0 or not re.search(r"<img |<table", tail):
+                problems.append(f"{page.name}: an explorer without a static figure or table of its starting selection")
+    return problems
+
+
 def build(root: str | Path = ".", **kwargs) -> int:
     """Execute what changed, render the book, print the outcome; returns an exit status."""
     root = Path(root).resolve()
@@ -370,6 +398,9 @@ def build(root: str | Path = ".", **kwargs) -> int:
         _say(f"  {c.name:24s} {c.status:9s} {secs}")
     _say(f"book built in {time.perf_counter() - t0:.0f} s: open {root / '_build' / 'html' / 'index.html'}"
          if status == 0 else f"Jupyter Book failed (exit {status}); its messages are above")
+    if status == 0:
+        for problem in check_html(root / "_build" / "html"):
+            _say(f"warning: {problem}")
     if failed:
         for c in failed:
             _say(failure_text(c))
@@ -383,6 +414,8 @@ def build(root: str | Path = ".", **kwargs) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m graphtrust.book", description=__doc__.split("\n")[0])
+    p.add_argument("--check-html", metavar="DIR", default=None,
+                   help="only check built pages in DIR (no stored progress bars; explorers with a static copy)")
     p.add_argument("--only", nargs="+", default=None, metavar="CHAPTER", help="execute only these chapters")
     p.add_argument("--skip", nargs="+", default=None, metavar="CHAPTER",
                    help="do not execute these (their pages are rendered without outputs)")
@@ -390,6 +423,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--timeout", type=int, default=None, help="seconds per cell (default: the profile's)")
     p.add_argument("--no-render", action="store_true", help="only execute; do not build the HTML")
     args = p.parse_args(argv)
+    if args.check_html:
+        problems = check_html(args.check_html)
+        for problem in problems:
+            _say(problem)
+        return int(bool(problems))
     try:
         if args.no_render:
             chs = execute(".", only=args.only, skip=args.skip, force=args.force, timeout=args.timeout)
