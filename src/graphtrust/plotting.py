@@ -10,17 +10,73 @@ import numpy as np
 
 from .training import Summary
 
-__all__ = ["PALETTE", "use_style", "bar_summary", "degree_distribution", "show_explorer"]
+__all__ = ["PALETTE", "COLUMN_PX", "MIN_TEXT_PX", "use_style", "legible", "shown_text_px", "bar_summary",
+           "degree_distribution", "show_explorer"]
 
 # Colour-blind-safe palette (Okabe & Ito), with their pale yellow (#F0E442, unreadable on
 # white) replaced by Tol's wine.
 PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#882255", "#000000"]
 
 
+#: Width of the book's text column in CSS pixels (Jupyter Book 1's theme at its default
+#: width): a wider figure is shown scaled down to it, and its text with it.
+COLUMN_PX = 730
+#: The smallest text a reader should meet, in CSS pixels at column width.
+MIN_TEXT_PX = 9.0
+
+
+def shown_text_px(fig, size_pt: float) -> float:
+    """Height in CSS pixels of ``size_pt``-point text of ``fig`` once the page shows the
+    figure at most :data:`COLUMN_PX` wide (pixels at the figure's dpi, scaled down with it)."""
+    width_px = fig.get_figwidth() * fig.dpi
+    return size_pt / 72 * fig.dpi * min(1.0, COLUMN_PX / width_px)
+
+
+def legible(fig, min_px: float = MIN_TEXT_PX) -> bool:
+    """The book's font policy: raise every text of ``fig`` (titles, labels, tick labels,
+    legends, annotations) to at least ``min_px`` when shown at column width, so that a wide
+    multi-panel figure, shrunk to the column, stays readable. Returns whether anything
+    changed (then re-run the layout)."""
+    need = min_px / shown_text_px(fig, 1.0)
+    changed = False
+    for ax in fig.axes:
+        for axis, labels in (("x", ax.get_xticklabels()), ("y", ax.get_yticklabels())):
+            if labels and min(t.get_fontsize() for t in labels) < need:
+                ax.tick_params(axis=axis, labelsize=need)
+                changed = True
+    for t in fig.findobj(mpl.text.Text):
+        if t.get_text() and t.get_fontsize() < need:
+            t.set_fontsize(need)
+            changed = True
+    return changed
+
+
+def _legible_hook(fig) -> None:
+    """``figure.hooks`` entry (set by :func:`use_style`): apply :func:`legible` before
+    every draw of a pyplot figure, and redo a tight layout when fonts grew."""
+    draw = fig.draw
+    busy = False
+
+    def draw_legibly(renderer):
+        nonlocal busy
+        if not busy:
+            busy = True
+            try:
+                if legible(fig) and fig.get_layout_engine() is None:
+                    fig.tight_layout()
+            finally:
+                busy = False
+        return draw(renderer)
+
+    fig.draw = draw_legibly
+
+
 def use_style() -> None:
-    """Apply the book's matplotlib style (idempotent)."""
+    """Apply the book's matplotlib style (idempotent), with its font policy
+    (:func:`legible`) on every pyplot figure."""
     mpl.rcParams.update(
         {
+            "figure.hooks": ["graphtrust.plotting:_legible_hook"],
             "figure.figsize": (6.4, 3.6),
             "figure.dpi": 110,
             "savefig.dpi": 150,
