@@ -113,13 +113,16 @@ def bar_summary(
             vals = np.asarray(s.values) * scale
             jitter = np.linspace(-0.15, 0.15, len(vals)) if len(vals) > 1 else np.zeros(1)
             ax.scatter(p + jitter, vals, s=10, color="black", zorder=3)
-    for p, m in zip(pos, means):
-        ax.annotate(f"{m:.1f}", (p, m), textcoords="offset points", xytext=(0, 4), ha="center", fontsize=8)
+    # each value above everything drawn for its bar (error bar and dots), so that they never collide
+    tops = [max(m + sd, float(np.max(np.asarray(s.values))) * scale if show_points else m + sd)
+            for m, sd, s in zip(means, stds, summaries)]
+    for p, m, top in zip(pos, means, tops):
+        ax.annotate(f"{m:.1f}", (p, top), textcoords="offset points", xytext=(0, 5), ha="center", fontsize=8)
     ax.set_xticks(pos, labels)
     ax.set_ylabel(ylabel)
     if scale == 100.0:  # percentages: zoom on the range the bars occupy
         lo = min(float(np.min(np.asarray(s.values))) for s in summaries) * scale
-        ax.set_ylim(max(0.0, lo - 10), min(100.0, max(means) + max(stds) + 8))
+        ax.set_ylim(max(0.0, lo - 10), min(100.0, max(tops) + 10))
     return ax
 
 

@@ -298,7 +298,8 @@ def plot_defences(defences_: Mapping[str, Any], axes=None, no_gradient: Mapping[
                 ax.plot(xplot, ys, marker="o", color=PALETTE[j], label=LABELS[m])
             if no_gradient and metric in no_gradient:
                 ax.axhline(no_gradient[metric], color="0.3", ls=":", label="strongest no-gradient baseline")
-            ax.set_ylabel(metric.replace("_", " "))
+            if col == 0:  # the rows share their y axis
+                ax.set_ylabel(metric.replace("_", " "))
             if kind == "noise":
                 ax.set_xscale("log")
             if row == 0:
@@ -306,10 +307,15 @@ def plot_defences(defences_: Mapping[str, Any], axes=None, no_gradient: Mapping[
                 twin.plot(xplot, [100 * defences_[kind][v]["accuracy"] for v in levels], ls="--", color="0.4",
                           marker="s", label="model accuracy (%)")
                 twin.set_ylim(0, 100)
-                twin.set_ylabel("accuracy (%)", color="0.4")
-                if col == 0:
-                    twin.legend(loc="lower left", fontsize=7)
+                if col == 1:
+                    twin.set_ylabel("accuracy (%)", color="0.4")
+                else:
+                    twin.tick_params(labelright=False)
+                twin_handles = twin.get_legend_handles_labels()
             else:
                 ax.set_xlabel(xlabel + (" (0 plotted at 1e-4)" if kind == "noise" else ""))
-        axes[0][col].legend(loc="upper right", fontsize=7)
+    # one legend above the panels, never on the data
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    axes[0][0].figure.legend(handles + twin_handles[0], labels + twin_handles[1], loc="lower center",
+                             bbox_to_anchor=(0.5, 1.0), ncol=4, frameon=False)
     return axes
