@@ -339,6 +339,8 @@ def stage(root: Path, chs: list[Chapter], state: Path) -> Path:
     text = yaml.safe_dump(cfg, sort_keys=False)
     if not (src / "_config.yml").is_file() or (src / "_config.yml").read_text() != text:
         (src / "_config.yml").write_text(text)
+    for css in (root / "book" / "_static").glob("*"):
+        _sync(css, src / "book" / "_static" / css.name)
     for md in (root / "book").glob("*.md"):
         if not md.with_suffix(".ipynb").is_file():
             _sync(md, src / "book" / md.name)
