@@ -91,3 +91,26 @@ def test_score_across_node_counts():
     assert np.isclose(score(a, x, a, x).structure_auc, 1.0)
     with pytest.raises(ValueError, match="cannot pad"):
         pad(a, x, n - 1)
+
+
+def test_alignment_free_metrics_ignore_node_order():
+    from graphtrust.leakage.metrics import degree_l1, feature_histogram_tv
+
+    a, x, _ = _mutag(0, 1)[0]
+    n = a.size(0)
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    assert degree_l1(a[perm][:, perm], a) == 0.0 and feature_histogram_tv(x[perm], x) == 0.0
+    sc = score(a[perm][:, perm], x[perm], a, x)
+    assert sc.degree_l1 == 0.0 and sc.feature_histogram_tv == 0.0
+    # a path of n nodes with one atom type: degrees and atom counts differ, by known amounts
+    path = torch.diag(torch.ones(n - 1, dtype=torch.float64), 1)
+    path = path + path.t()
+    one = torch.zeros_like(x)
+    one[:, 0] = 1.0
+    share0 = float((x.argmax(1) == 0).double().mean())
+    assert np.isclose(feature_histogram_tv(one, x), 1.0 - share0)
+    deg = np.sort(a.sum(1).numpy())[::-1]
+    m = int(a.sum()) // 2
+    assert m >= n - 1  # the path's n-1 edges are all among its top-m pairs
+    want = np.abs(deg - np.sort(np.r_[1, 1, [2] * (n - 2)])[::-1]).mean()
+    assert np.isclose(degree_l1(path, a), want)
