@@ -373,6 +373,9 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             synthetic={"sbm-20k": dict(num_nodes=20_000, num_classes=10, avg_degree=14.0, num_features=64,
                                        degree_exponent=2.5, max_degree=2_000, homophily=0.7, feature_signal=0.5)},
             cost_batch=100,
+            # ScaleGUN with laziness that shows: absolute r_max × α, edge requests (tables.lazy_frame)
+            lazy=dict(datasets=("cora",), alphas=(0.1, 1.0), r_max=(1.5e-4,), methods=("scalegun", "retrain"),
+                      requests=10, batch=10),
             runtime="about 4 minutes on 2 CPU cores",
         ),
         "full": dict(
@@ -393,6 +396,8 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
                                            degree_exponent=2.5, max_degree=13_000, homophily=0.7,
                                            feature_signal=0.5)},
             cost_batch=100,
+            lazy=dict(datasets=("cora", "citeseer"), alphas=(0.1, 0.3, 1.0), r_max=(1.5e-4, 3.8e-4),
+                      methods=("scalegun", "retrain"), requests=25, batch=20),
             runtime="about 30 minutes on 2 CPU cores",
         ),
     },
