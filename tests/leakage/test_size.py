@@ -114,3 +114,18 @@ def test_alignment_free_metrics_ignore_node_order():
     assert m >= n - 1  # the path's n-1 edges are all among its top-m pairs
     want = np.abs(deg - np.sort(np.r_[1, 1, [2] * (n - 2)])[::-1]).mean()
     assert np.isclose(degree_l1(path, a), want)
+
+
+def test_surplus_nodes_earn_nothing():
+    """Padding the victim for an over-estimate must not add easy negatives: a guess with
+    isolated surplus nodes scores what the guess scores alone."""
+    a, x, _ = _mutag(0, 1)[0]
+    n = a.size(0)
+    gen = np.random.default_rng(0)
+    s = np.triu(gen.random((n, n)), 1)
+    s = s + s.T
+    alone = score(s, x.numpy(), a, x)
+    sp, xp = pad(s, x, n + 8)
+    padded = score(sp, xp, a, x)
+    assert np.isclose(padded.structure_auc, alone.structure_auc) and np.isclose(padded.edge_f1, alone.edge_f1)
+    assert padded.degree_l1 > 0 or alone.degree_l1 > 0

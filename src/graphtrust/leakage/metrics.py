@@ -257,25 +257,31 @@ def score(S, X_hat, A, X, aligner=align) -> Scores:
     """Align (:func:`align`, or ``aligner``) and score a reconstruction ``(S, X_hat)`` of
     the victim ``(A, X)``. ``aligner=align_by_structure`` gives the older tie-break.
 
-    A reconstruction with another node count (an attacker that estimated ``n``) is scored
-    on ``max(n, n̂)`` nodes: the smaller side gets isolated, all-zero nodes (:func:`pad`), so
-    missing nodes cost their edges (score 0) and surplus nodes cost the scores they give
-    to pairs that are not edges; the pair count grows accordingly."""
-    n = max(_np(S).shape[0], _np(A).shape[0])
+    A reconstruction with another node count (an attacker that estimated ``n``) is aligned
+    on ``max(n, n̂)`` nodes, the smaller side padded with isolated, all-zero nodes
+    (:func:`pad`), and then scored on the *victim's* nodes only: its ``n(n−1)/2`` pairs and
+    ``n × F`` features, as with ``n`` given. A missing node costs its edges (its pairs score
+    0) and its features; surplus reconstructed nodes, those aligned to no victim node, are
+    dropped. (Scoring on all ``max(n, n̂)`` nodes instead would add easy negatives, the
+    pairs of the padding, and reward over-estimates.) The alignment-free metrics see the
+    whole reconstruction."""
+    n_v = _np(A).shape[0]
+    n = max(_np(S).shape[0], n_v)
     S, X_hat = pad(S, X_hat, n)
     A, X = pad(A, X, n)
     perm = aligner(S, X_hat, A, X)
     S = 0.5 * (S + S.T)
-    B = A[np.ix_(perm, perm)]
-    iu = np.triu_indices(A.shape[0], 1)
-    s, t = S[iu], B[iu] > 0.5
+    keep = np.argsort(perm)[:n_v]  # the reconstructed node aligned to victim node j, j < n
+    Sv, Xv, Av = S[np.ix_(keep, keep)], X_hat[keep], A[:n_v, :n_v]
+    iu = np.triu_indices(n_v, 1)
+    s, t = Sv[iu], Av[iu] > 0.5
     m = int(t.sum())
     if m:
         top = np.argsort(-s, kind="stable")[:m]
         f1 = float(t[top].sum() / m)  # top-m: precision = recall = F1
     else:
         f1 = float("nan")
-    mse = float(((X_hat - X[perm]) ** 2).mean())
+    mse = float(((Xv - X[:n_v]) ** 2).mean())
     return Scores(mse, roc_auc(s, t), f1, perm, feature_histogram_tv(X_hat, X), degree_l1(S, A))
 
 
