@@ -49,12 +49,22 @@ def test_run_produces_tables_transfer_and_prefixes(tmp_path):
         w.VBox = orig_vbox
     (run, ds), (atk, bud), _out = widgets[0][0].children, widgets[0][1].children, widgets[0][2]
     assert atk.value == "meta-self" and bud.value == 0.001 and ds.value == "polblogs"
+    assert bud.label == "0.1%"  # the slider shows percentages
     bud.value = 0.002
     atk.value = "dice"  # dice was evaluated at the main budget only
-    assert bud.options == (0.001,) and bud.value == 0.001
+    assert bud.options == (("0.1%", 0.001),) and bud.value == 0.001
     atk.value = "clean"
     run.value = "b"
     assert atk.value == "clean"
+    # the slider starts at the main budget even when a smaller budget comes first
+    later = type(again)("metattack", {**again.data, "main_budget": 0.002})
+    widgets.clear()
+    w.VBox = lambda children: widgets.append(children) or orig_vbox(children)
+    try:
+        explorer({"a": later})
+    finally:
+        w.VBox = orig_vbox
+    assert widgets[0][1].children[1].value == 0.002
 
 
 def test_metattack_benchmark_reports_speed_and_floor():
