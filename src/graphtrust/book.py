@@ -371,7 +371,7 @@ def check_html(html_dir: str | Path) -> list[str]:
     stores a progress bar, or an explorer (a page with widget views) without a static copy
     of its starting selection followed by a figure or a table. Empty when all is well."""
     problems = []
-    pages = sorted(Path(html_dir).glob("ch*.html"))
+    pages = sorted(Path(html_dir).rglob("ch[0-9][0-9]_*.html"))
     if not pages:
         return [f"no chapter pages in {html_dir}"]
     for page in pages:
