@@ -35,7 +35,7 @@ from .matching import Reconstruction, gradient_distance, gradient_of, match
 from .metrics import align
 from .model import GraphClassifier
 
-__all__ = ["graphdlg", "top_edges", "FEATURE_STAGES"]
+__all__ = ["graphdlg", "top_edges", "decoded_candidate", "FEATURE_STAGES"]
 
 FEATURE_STAGES = ("candidate", "closed-form", "matching", "closed-form+matching", "random+matching")
 
@@ -49,6 +49,21 @@ def top_edges(scores: torch.Tensor, m: int) -> torch.Tensor:
     a = scores.new_zeros(n, n)
     a[iu[0, keep], iu[1, keep]] = 1.0
     return a + a.t()
+
+
+def decoded_candidate(model: GraphClassifier, grads: Sequence[torch.Tensor], num_nodes: int,
+                      decoder: StructureDecoder, onehot: bool = True):
+    """The decoder's reading of a gradient as a graph of ``num_nodes`` nodes: its edge
+    scores ``(n, n)``, feature probabilities ``(n, F)``, and the candidate graph they give
+    (the top pairs, as many as the scores sum to and at least ``n − 1``; arg-max one-hot
+    features when ``onehot``), in the model's dtype."""
+    dt = next(model.parameters()).dtype
+    scores, guess = decoder.decode(observation(model, grads, num_nodes), num_nodes)
+    scores, guess = scores.to(dt), guess.to(dt)
+    m = int(round(float(scores.triu(1).sum())))
+    adj = top_edges(scores, max(m, num_nodes - 1))
+    x = torch.nn.functional.one_hot(guess.argmax(1), guess.size(1)).to(dt) if onehot else guess
+    return scores, guess, adj, x
 
 
 def _features_from_closed_form(model, grads, adj, guess, onehot):
@@ -94,11 +109,7 @@ def graphdlg(model: GraphClassifier, grads: Sequence[torch.Tensor], num_nodes: i
     def dist(a, z):
         return float(gradient_distance(gradient_of(model, a, z, target, create_graph=False), grads))
 
-    scores, guess = decoder.decode(observation(model, grads, num_nodes), num_nodes)
-    scores, guess = scores.to(dt), guess.to(dt)
-    m = int(round(float(scores.triu(1).sum())))
-    dec_adj = top_edges(scores, max(m, num_nodes - 1))
-    dec_x = torch.nn.functional.one_hot(guess.argmax(1), guess.size(1)).to(dt) if onehot else guess
+    scores, guess, dec_adj, dec_x = decoded_candidate(model, grads, num_nodes, decoder, onehot)
     cands = [(dec_adj, guess, dist(dec_adj, dec_x), "decoder")]
     if retrieval > 0:
         bank = getattr(decoder, "bank", []) if bank is None else bank

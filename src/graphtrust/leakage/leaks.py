@@ -32,7 +32,8 @@ import torch
 from ..graph import normalize_dense
 from .model import GraphClassifier
 
-__all__ = ["check_gradients", "recover_label", "recover_pooled", "estimate_num_nodes", "closed_form_features"]
+__all__ = ["check_gradients", "recover_label", "recover_pooled", "numerical_rank", "estimate_num_nodes",
+           "closed_form_features"]
 
 
 def check_gradients(model: GraphClassifier, grads: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -66,12 +67,16 @@ def recover_pooled(model: GraphClassifier, grads: Sequence[torch.Tensor]) -> tor
     return w1[j] / b1[j]
 
 
+def numerical_rank(t: torch.Tensor, rtol: float = 1e-6) -> int:
+    """Singular values of ``t`` above ``rtol`` times the largest (0 for a zero matrix)."""
+    s = torch.linalg.svdvals(t.detach().double())
+    return int((s > rtol * s[0]).sum()) if s.numel() and float(s[0]) > 0 else 0
+
+
 def estimate_num_nodes(model: GraphClassifier, grads: Sequence[torch.Tensor], rtol: float = 1e-6) -> int:
     """Numerical rank of the last GCN layer's weight gradient: a lower bound on the node
-    count (see the module docstring)."""
-    gcn = _head(model, grads)[0]
-    s = torch.linalg.svdvals(gcn[-1].double())
-    return int((s > rtol * s[0]).sum()) if float(s[0]) > 0 else 0
+    count (see the module docstring; :func:`~.size.rank_bound` takes every layer)."""
+    return numerical_rank(_head(model, grads)[0][-1], rtol)
 
 
 def closed_form_features(model: GraphClassifier, grads: Sequence[torch.Tensor], adj: torch.Tensor,

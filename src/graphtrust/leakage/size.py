@@ -33,8 +33,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .decoder import StructureDecoder, observation
-from .leaks import check_gradients, recover_label
+from .decoder import StructureDecoder
+from .graphdlg import decoded_candidate
+from .leaks import check_gradients, numerical_rank, recover_label
 from .matching import gradient_distance
 from .model import GraphClassifier, client_gradient
 
@@ -59,15 +60,10 @@ class NodeCount:
         return self.source == "rank"
 
 
-def _rank(t: torch.Tensor, rtol: float) -> int:
-    s = torch.linalg.svdvals(t.detach().double())
-    return int((s > rtol * s[0]).sum()) if s.numel() and float(s[0]) > 0 else 0
-
-
 def rank_bound(model: GraphClassifier, grads: Sequence[torch.Tensor], rtol: float = 1e-6) -> int:
     """``max_i rank(∇W_i)`` over the GCN layers: a lower bound on ``n`` (module docstring)."""
     g = check_gradients(model, grads)
-    return max(_rank(gi, rtol) for gi in g[: len(model.gcn)])
+    return max(numerical_rank(gi, rtol) for gi in g[: len(model.gcn)])
 
 
 def estimate_nodes(model: GraphClassifier, grads: Sequence[torch.Tensor],
@@ -93,13 +89,11 @@ def estimate_nodes(model: GraphClassifier, grads: Sequence[torch.Tensor],
     dt = g[0].dtype
     best: tuple[float, int, str] = (float("inf"), low, "auxiliary")
     same_rank = tight = 0
-    k = len(model.gcn)
     for b, m in zip(bank, sizes):
         if not low <= m <= high:
             continue
         cand = client_gradient(model, [(b[0].to(dt), b[1].to(dt), label)])
-        r = max(_rank(c, rtol) for c in cand[:k])
-        if r == low:
+        if rank_bound(model, cand, rtol) == low:
             same_rank += 1
             tight += m == low
         d = float(gradient_distance(cand, g))
@@ -108,15 +102,9 @@ def estimate_nodes(model: GraphClassifier, grads: Sequence[torch.Tensor],
     if same_rank >= min_tight and tight >= tight_share * same_rank:
         return NodeCount(low, low, high, "rank")
     if decoder is not None:
-        from .graphdlg import top_edges
-
         for m in range(low, min(high, decoder.n_max) + 1):
-            s, f = decoder.decode(observation(model, g, m), m)
-            s = s.to(dt)
-            adj = top_edges(s, max(int(round(float(s.triu(1).sum()))), m - 1))
-            x = torch.nn.functional.one_hot(f.argmax(1), f.size(1)).to(dt)
-            with torch.enable_grad():
-                d = float(gradient_distance(client_gradient(model, [(adj, x, label)]), g))
+            _, _, adj, x = decoded_candidate(model, g, m, decoder)
+            d = float(gradient_distance(client_gradient(model, [(adj, x, label)]), g))
             if d < best[0]:
                 best = (d, m, "decoder")
     return NodeCount(best[1], low, high, best[2])
