@@ -122,6 +122,16 @@ def _t_interval(d, level: float = 0.95) -> str:
     return f"[{d.mean() - half:.1f}, {d.mean() + half:.1f}]"
 
 
+def ci_bounds(cis) -> Any:
+    """The ``"[low, high]"`` interval strings of a table (:func:`_t_interval`) as numbers: a
+    DataFrame with columns ``low`` and ``high`` (NaN where a string is empty)."""
+    import pandas as pd
+
+    parts = pd.Series(list(cis), dtype=object).str.strip("[]").str.split(",")
+    return pd.DataFrame({"low": [float(p[0]) if p[0] else float("nan") for p in parts],
+                         "high": [float(p[1]) if len(p) > 1 else float("nan") for p in parts]})
+
+
 def claims(records) -> dict[str, Any]:
     """The paper's claims on attack strength, measured on main-table ``records``.
 
@@ -231,19 +241,24 @@ def claims_table(pitfalls, main, representation: dict[str, float] | None = None)
     eff = protocol_effect(pitfalls)
     if len(eff):
         acc = pitfalls[pitfalls.attack != "clean"].groupby(["dataset", "attack", "protocol"]).accuracy.mean() * 100
-        gaps = [abs(acc[(d, a, "flawed")] - acc[(d, a, "corrected")]) for d, a in
-                {(d, a) for d, a, _ in acc.index} if (d, a, "flawed") in acc and (d, a, "corrected") in acc]
-        mean_gap = sum(gaps) / len(gaps)
-        ok = "reproduced" if mean_gap >= 6 else "partly" if mean_gap >= 2 else "not reproduced"
+
+        def rows_with(protocol: str) -> list[tuple[str, str]]:
+            return [(d, a) for d, a in {(d, a) for d, a, _ in acc.index}
+                    if (d, a, "flawed") in acc and (d, a, protocol) in acc]
+
+        def mean_gap(protocol: str, where: list[tuple[str, str]]) -> float:
+            """Mean |flawed − protocol| accuracy over the ``where`` rows."""
+            return sum(abs(acc[(d, a, "flawed")] - acc[(d, a, protocol)]) for d, a in where) / len(where)
+        pairs = rows_with("corrected")
+        protocol_gap = mean_gap("corrected", pairs)
+        ok = "reproduced" if protocol_gap >= 6 else "partly" if protocol_gap >= 2 else "not reproduced"
         rows.append({"key": "protocol", "claim": "fixing the pitfalls changes attack efficiency by about 9 % on average",
-                     "paper": "≈ 9 %", "ours": f"{mean_gap:.1f} pts (mean |flawed − corrected| accuracy over "
-                     f"{len(gaps)} dataset × attack rows, GCN, 20 %)", "verdict": ok,
+                     "paper": "≈ 9 %", "ours": f"{protocol_gap:.1f} pts (mean |flawed − corrected| accuracy over "
+                     f"{len(pairs)} dataset × attack rows, GCN, 20 %)", "verdict": ok,
                      "rule": "≥ 6 pts reproduced, ≥ 2 partly"})
         if "corrected-tuned" in set(pitfalls.protocol):
-            tuned = [(d, a) for d, a in {(d, a) for d, a, _ in acc.index}
-                     if (d, a, "flawed") in acc and (d, a, "corrected-tuned") in acc]
-            t_gap = sum(abs(acc[(d, a, "flawed")] - acc[(d, a, "corrected-tuned")]) for d, a in tuned) / len(tuned)
-            c_gap = sum(abs(acc[(d, a, "flawed")] - acc[(d, a, "corrected")]) for d, a in tuned) / len(tuned)
+            tuned = rows_with("corrected-tuned")
+            t_gap, c_gap = mean_gap("corrected-tuned", tuned), mean_gap("corrected", tuned)
             pools = pitfalls[pitfalls.protocol == "corrected-tuned"].groupby("dataset").split.nunique()
             ok = "reproduced" if t_gap >= 6 else "partly" if t_gap >= 2 else "not reproduced"
             rows.append({"key": "protocol_tuned", "claim": "… the same, with the paper's tuned defender", "paper": "≈ 9 %",
@@ -252,7 +267,7 @@ def claims_table(pitfalls, main, representation: dict[str, float] | None = None)
                          + ", ".join(f"{d} {n}" for d, n in pools.items()) + ")", "verdict": ok,
                          "rule": "≥ 6 pts reproduced, ≥ 2 partly"})
         laf = eff[eff.attack == "lafak"]
-        lows = [float(ci.strip("[]").split(",")[0]) for ci in laf["95 % CI"]]
+        lows = list(ci_bounds(laf["95 % CI"]).low)
         ours = "; ".join(f"{r.dataset}: drop {r['drop, flawed (pts)']:.1f} → {r['drop, corrected (pts)']:.1f} pts, "
                          f"difference {r['difference (pts)']:.1f}, 95 % CI {r['95 % CI']}" for _, r in laf.iterrows())
         ok = ("reproduced" if lows and all(v > 0 for v in lows) else
