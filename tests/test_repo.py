@@ -103,7 +103,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 #: chapters whose tables come from pandas (issue 15); the others still build some Markdown tables by hand
-PANDAS_TABLES = ("ch01_metattack", "ch02_label_poisoning", "ch03_graphdlg", "ch04_scalegun")
+PANDAS_TABLES = ("ch01_metattack", "ch02_label_poisoning", "ch03_graphdlg", "ch04_scalegun", "ch05_defences")
 
 
 @pytest.mark.parametrize("name", PANDAS_TABLES)

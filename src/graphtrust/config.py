@@ -213,6 +213,8 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             # the gap attribution (structure.cells, experiment metattack_gaps); not run by the chapter
             gaps=dict(datasets=("cora_ml",), modes=("paper", "strong"), labels=("self", "true"), splits=(0,),
                       attack_seeds=(0,)),
+            # Meta-Self graphs reused by the defences chapter (structure.cells, experiment metattack_graphs)
+            graphs=dict(datasets=("cora_ml",), splits=(0,), attack_seeds=(0,), budget=0.25, mode="paper"),
             runtime="about 15 minutes on 2 idle CPU cores (936 s in a clean-clone CI run, 2026-12-03)",
         ),
         "full": dict(
@@ -232,7 +234,34 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             attack_seed=0,
             gaps=dict(datasets=("cora_ml", "cora_npz", "citeseer_npz"), modes=("ours", "paper", "strong"),
                       labels=("self", "true"), splits=(0, 1, 2), attack_seeds=(0, 1, 2)),
+            graphs=dict(datasets=("cora_ml", "citeseer_npz"), splits=(0, 1, 2, 3, 4), attack_seeds=(0,), budget=0.25,
+                        mode="paper"),
             runtime="about 1 hour on 2 CPU cores; minutes on a GPU",
+        ),
+    },
+    "defences": {
+        "quick": dict(
+            datasets=("cora_ml",),
+            splits=(0,),
+            defences=("gcn", "jaccard", "gnnguard", "rgcn"),
+            budgets=(0.0, 0.05, 0.10),
+            model_seeds=(0,),
+            epochs=300,
+            patience=50,
+            # PR-BCD (torch_geometric.contrib): epochs, of which the first `resample` redraw the block
+            prbcd=dict(epochs=50, resample=40, block_size=100_000),
+            runtime="about 5 minutes on 2 CPU cores",
+        ),
+        "full": dict(
+            datasets=("cora_ml", "citeseer_npz"),
+            splits=(0, 1, 2, 3, 4),
+            defences=("gcn", "jaccard", "svd", "gnnguard", "rgcn", "soft-median-gdc", "adversarial"),
+            budgets=(0.0, 0.05, 0.10, 0.15, 0.20, 0.25),
+            model_seeds=(0,),
+            epochs=300,
+            patience=50,
+            prbcd=dict(epochs=125, resample=100, block_size=100_000),
+            runtime="hours on 2 CPU cores; minutes on a GPU",
         ),
     },
     "label_poisoning": {

@@ -112,6 +112,8 @@ def fit(
         opt.zero_grad()
         out = model(x, graph)
         loss = F.cross_entropy(out[split.train], y[split.train])
+        if callable(getattr(model, "regularization", None)):  # e.g. RGCN's KL term
+            loss = loss + model.regularization()
         loss.backward()
         opt.step()
         if use_val:

@@ -1,0 +1,183 @@
+"""The defences chapter's experiment on the harness (:mod:`graphtrust.experiment`).
+
+``defences_main`` measures every defence under every threat, cell by cell:
+
+    dataset × split × defence × budget × model seed
+
+One cell trains the defence on the clean graph (shared by the budgets of a run) and gives
+one record per threat (``attack``), each with the test accuracy:
+
+* ``clean`` (budget 0 only);
+* ``transfer-poisoning``: the defence trained on the graph Meta-Self poisoned (``paper``
+  mode, the Metattack chapter's attack; its flips are read from the ``metattack_graphs``
+  run, see :data:`graphtrust.structure.cells.GRAPHS`). The attack never saw the defence.
+* ``transfer-evasion``: PR-BCD crafted against an undefended GCN (same split and seed),
+  applied at test time to the defence trained on the clean graph;
+* ``adaptive-evasion``: PR-BCD against the defence itself (through its differentiable
+  form, see :data:`.evaluate.DEFENCES`), applied at test time;
+* ``adaptive-poisoning``: the defence retrained on the graph of ``adaptive-evasion``. An
+  adaptive attack that knows the defence but does not differentiate through its
+  training (no meta-gradient): a *lower bound* on what an adaptive poisoning attack does.
+
+The splits are the Metattack chapter's (stratified 10/10/80, seed = ``split``) so the
+transfer graphs fit them. Run the full grid in parts, one thread each, and merge::
+
+    GRAPHTRUST_PROFILE=full OMP_NUM_THREADS=1 python -m graphtrust.experiments defences_main \\
+        --out runs/def_a.jsonl --only dataset=cora_ml split=0
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .. import config, datasets
+from ..experiment import Experiment, Grid, load, register
+from ..models import sparse_features
+from ..splits import stratified_split
+from .evaluate import accuracy, budget_flips, defence, prbcd, train
+from .models import feature_similarity
+
+__all__ = ["MAIN", "main_grid", "measure_main", "apply_flips", "transfer_flips", "TRANSFER_FILE", "THREATS", "flip_profile"]
+
+#: the saved Meta-Self graphs (a ``metattack_graphs`` run) in a source checkout
+TRANSFER_FILE = Path(__file__).resolve().parents[3] / "book" / "results" / "metattack_graphs.jsonl"
+#: the threats of one cell, in the order the chapter shows them
+THREATS = ("clean", "transfer-poisoning", "transfer-evasion", "adaptive-evasion", "adaptive-poisoning")
+
+
+def main_grid(sz: config.Sizes) -> Grid:
+    return Grid.product(dataset=sz.datasets, split=sz.splits, defence=sz.defences, budget=sz.budgets,
+                        model_seed=sz.model_seeds)
+
+
+def apply_flips(edge_index: torch.Tensor, flips: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Toggle the pairs ``flips: (k, 2)`` in the undirected graph ``edge_index: (2, 2E)``.
+
+    A pair that is an edge is removed, any other pair inserted; the result holds both
+    directions, sorted. Self-pairs and repeated pairs are refused.
+    """
+    flips = torch.as_tensor(flips, dtype=torch.long).reshape(-1, 2)
+    if bool((flips[:, 0] == flips[:, 1]).any()):
+        raise ValueError("a flip pairs a node with itself")
+    if flips.numel() and (int(flips.min()) < 0 or int(flips.max()) >= num_nodes):
+        raise ValueError(f"a flip names a node outside 0..{num_nodes - 1}")
+    u, v = flips.min(1).values, flips.max(1).values
+    code = u * num_nodes + v
+    if code.unique().numel() != code.numel():
+        raise ValueError("the same pair is flipped twice")
+    a, b = edge_index
+    upper = a < b
+    edges = a[upper] * num_nodes + b[upper]
+    present = torch.isin(code, edges)
+    kept = edges[~torch.isin(edges, code[present])]
+    new = torch.cat([kept, code[~present]]).sort().values
+    r, c = new // num_nodes, new % num_nodes
+    out = torch.stack([torch.cat([r, c]), torch.cat([c, r])])
+    order = (out[0] * num_nodes + out[1]).argsort()
+    return out[:, order]
+
+
+def transfer_flips(dataset: str, split: int, path: str | Path | None = None, attack_seed: int = 0) -> torch.Tensor:
+    """The Meta-Self flips ``(k, 2)`` saved for ``dataset`` and ``split``, in the order chosen."""
+    path = Path(path) if path is not None else TRANSFER_FILE
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no saved Meta-Self graphs at {path}; make them with `python -m graphtrust.experiments "
+            f"metattack_graphs --out {path}` (GRAPHTRUST_PROFILE=full for every split), or pass the file")
+    df = load(path).records
+    row = df[(df.dataset == dataset) & (df.split == split) & (df.attack_seed == attack_seed)]
+    if row.empty:
+        raise KeyError(f"{path} has no Meta-Self graph for dataset={dataset!r}, split={split}, "
+                       f"attack_seed={attack_seed}; run metattack_graphs with --only dataset={dataset} split={split}")
+    return torch.tensor(row.iloc[0]["flips"], dtype=torch.long)
+
+
+def flip_profile(data, flips: torch.Tensor, similarity: torch.Tensor, threshold: float = 0.01) -> dict[str, float]:
+    """What a set of flips ``(k, 2)`` does: the share that inserts an edge, and the share of
+    the inserted pairs whose endpoints' Jaccard similarity is below ``threshold`` (the pairs
+    Jaccard-GCN at its default threshold removes again)."""
+    flips = torch.as_tensor(flips).reshape(-1, 2)
+    if flips.numel() == 0:
+        return {"inserted_share": 0.0, "dissimilar_share": 0.0}
+    n = data.num_nodes
+    a, b = data.edge_index
+    present = torch.isin(flips.min(1).values * n + flips.max(1).values, a * n + b)
+    ins = flips[~present]
+    dis = float((similarity[ins[:, 0], ins[:, 1]] < threshold).float().mean()) if ins.numel() else 0.0
+    return {"inserted_share": round(float((~present).float().mean()), 4), "dissimilar_share": round(dis, 4)}
+
+
+def _setup(ctx: dict[str, Any], name: str, split_seed: int):
+    if ctx.get("dataset") != name:
+        data = datasets.load(name, lcc=True)
+        data.x = sparse_features(data.x)  # same numbers, 3x faster on bag-of-words features
+        ctx.update(dataset=name, data=data, splits={}, clean={}, gcn_attack={})
+    if "similarity" not in ctx or ctx["similarity"].size(0) != ctx["data"].num_nodes:
+        ctx["similarity"] = feature_similarity(ctx["data"].x, "jaccard")
+    if split_seed not in ctx["splits"]:
+        ctx["splits"][split_seed] = stratified_split(ctx["data"].y, 0.1, 0.1, seed=split_seed)
+    return ctx["data"], ctx["splits"][split_seed]
+
+
+def _clean_model(ctx, name, data, split, split_seed, seed, sz):
+    key = (name, split_seed, seed)
+    if key not in ctx["clean"]:
+        ctx["clean"][key] = train(name, data, split, seed=seed, epochs=sz.epochs, patience=sz.patience)
+    return ctx["clean"][key]
+
+
+def measure_main(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """Test accuracy of one defence under every threat at one budget; see the module docstring."""
+    sz = ctx["sizes"]
+    data, split = _setup(ctx, cell["dataset"], cell["split"])
+    name, budget, seed = cell["defence"], float(cell["budget"]), int(cell["model_seed"])
+    d = defence(name)
+    clean = _clean_model(ctx, name, data, split, cell["split"], seed, sz)
+    test = split.test
+    if budget == 0.0:
+        return [{"attack": "clean", "accuracy": accuracy(clean.model, data, data.edge_index, test), "flips": 0,
+                 "attack_seconds": 0.0, "train_seconds": round(clean.seconds, 2)}]
+    k = budget_flips(budget, data)
+    attack_kw = dict(seed=seed, epochs=sz.prbcd["epochs"], resample=sz.prbcd["resample"],
+                     block_size=sz.prbcd["block_size"])
+    out = []
+    # transfer poisoning: the Meta-Self graph, truncated to this budget
+    flips = transfer_flips(cell["dataset"], cell["split"], ctx.get("transfer"))
+    if flips.size(0) < k:
+        raise ValueError(f"the saved Meta-Self graph has {flips.size(0)} flips, fewer than the {k} of budget {budget}")
+    poisoned = apply_flips(data.edge_index, flips[:k], data.num_nodes)
+    tr = train(name, data, split, seed=seed, edge_index=poisoned, epochs=sz.epochs, patience=sz.patience)
+    sim = ctx["similarity"]
+    out.append({"attack": "transfer-poisoning", "accuracy": accuracy(tr.model, data, poisoned, test), "flips": k,
+                "attack_seconds": 0.0, "train_seconds": round(tr.seconds, 2), **flip_profile(data, flips[:k], sim)})
+    # transfer evasion: PR-BCD against an undefended GCN, applied to the defence
+    gkey = (cell["split"], budget, seed)
+    if gkey not in ctx["gcn_attack"]:
+        gcn = _clean_model(ctx, "gcn", data, split, cell["split"], seed, sz)
+        ctx["gcn_attack"][gkey] = prbcd(gcn.model, data, split, budget, name="gcn", **attack_kw)
+    ei_t, fl_t, sec_t = ctx["gcn_attack"][gkey]
+    out.append({"attack": "transfer-evasion", "accuracy": accuracy(clean.model, data, ei_t, test),
+                "flips": int(fl_t.size(1)), "attack_seconds": round(sec_t, 2), "train_seconds": 0.0,
+                **flip_profile(data, fl_t.t(), sim)})
+    # adaptive evasion: PR-BCD through the defence
+    if d.adaptive is None:
+        return out
+    if name == "gcn":
+        ei_a, fl_a, sec_a = ei_t, fl_t, sec_t
+    else:
+        ei_a, fl_a, sec_a = prbcd(clean.model, data, split, budget, name=name, **attack_kw)
+    profile = flip_profile(data, fl_a.t(), sim)
+    out.append({"attack": "adaptive-evasion", "accuracy": accuracy(clean.model, data, ei_a, test),
+                "flips": int(fl_a.size(1)), "attack_seconds": round(sec_a, 2), "train_seconds": 0.0, **profile})
+    # adaptive poisoning (lower bound): retrain the defence on the adaptive graph
+    tr = train(name, data, split, seed=seed, edge_index=ei_a, epochs=sz.epochs, patience=sz.patience)
+    out.append({"attack": "adaptive-poisoning", "accuracy": accuracy(tr.model, data, ei_a, test),
+                "flips": int(fl_a.size(1)), "attack_seconds": round(sec_a, 2), "train_seconds": round(tr.seconds, 2),
+                **profile})
+    return out
+
+
+MAIN = register(Experiment("defences_main", main_grid, measure_main, chapter="defences"))

@@ -1,0 +1,146 @@
+"""Defences: each model trains, purifies what it should, and is differentiable where it says."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from graphtrust import datasets, experiment
+from graphtrust.defences import DEFENCES, Defence, accuracy, build, prbcd, train
+from graphtrust.defences import evaluate as ev
+from graphtrust.defences.cells import MAIN, THREATS, apply_flips, transfer_flips
+from graphtrust.defences.models import SVDGCN, JaccardGCN, feature_similarity, ppr_topk, soft_median
+from graphtrust.splits import stratified_split
+
+
+@pytest.fixture(scope="module")
+def graph():
+    data = datasets.sbm_graph(num_nodes=300, num_classes=3, avg_degree=6.0, homophily=0.85, num_features=32,
+                              feature_signal=0.6, seed=1)
+    data.x = (data.x > 0.5).float()  # bag-of-words-like binary features
+    return data, stratified_split(data.y, 0.1, 0.1, seed=0)
+
+
+@pytest.mark.parametrize("name", list(DEFENCES))
+def test_every_defence_learns_and_is_differentiable_in_edge_weights(graph, name):
+    data, split = graph
+    tr = train(name, data, split, seed=0, epochs=150, patience=30)
+    acc = accuracy(tr.model, data, data.edge_index, split.test)
+    assert acc > 0.6, f"{name} does not learn ({acc:.2f}; chance is 0.33)"
+    w = torch.ones(data.edge_index.size(1), requires_grad=True)
+    out = tr.model(data.x, data.edge_index, w)
+    (g,) = torch.autograd.grad(out.logsumexp(1).sum(), w)
+    assert torch.isfinite(g).all() and g.abs().sum() > 0, f"{name}: no gradient reaches the edge weights"
+
+
+def test_jaccard_drops_exactly_the_dissimilar_edges(graph):
+    data, _ = graph
+    sim = feature_similarity(data.x, "jaccard")
+    b = data.x != 0
+    u, v = 3, 7
+    inter, union = (b[u] & b[v]).sum(), (b[u] | b[v]).sum()
+    assert sim[u, v].item() == pytest.approx((inter / union).item())
+    m = JaccardGCN(data.num_features, 3, threshold=0.2)
+    keep = m.keep(data.x, data.edge_index)
+    assert torch.equal(keep, sim[data.edge_index[0], data.edge_index[1]] >= 0.2)
+    assert 0 < keep.float().mean() < 1  # the threshold bites on this graph
+    m0 = JaccardGCN(data.num_features, 3, threshold=0.0).eval()
+    assert torch.allclose(m0(data.x, data.edge_index), m0.gcn(data.x, data.edge_index))
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5, float("nan")])
+def test_thresholds_out_of_range_are_refused(bad):
+    with pytest.raises(ValueError, match="threshold"):
+        JaccardGCN(8, 2, threshold=bad)
+    with pytest.raises(ValueError, match="threshold"):
+        build("gnnguard", datasets.sbm_graph(num_nodes=30, num_classes=2, seed=0), threshold=bad)
+
+
+def test_svd_rank_is_checked_and_respected(graph):
+    data, _ = graph
+    with pytest.raises(ValueError, match="rank 400 exceeds the number of nodes 300"):
+        build("svd", data, rank=400)
+    low = SVDGCN(data.num_features, 3, rank=5).low_rank(data.edge_index, None, data.num_nodes)
+    s = torch.linalg.svdvals(low)
+    assert low.shape == (300, 300) and bool((low >= 0).all())
+    assert s[12] < 0.35 * s[0]  # clipping negatives adds a little rank, not much
+
+
+def test_soft_median_ignores_an_outlier_the_mean_follows():
+    h = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [50.0, 50.0]])
+    nb = torch.tensor([[0, 1, 2, 3]])
+    w = torch.full((1, 4), 0.25)
+    robust = soft_median(h, nb, w, temperature=0.5)[0]
+    mean = soft_median(h, nb, w, temperature=1e6)[0]
+    assert robust.norm() < 0.2
+    assert mean.allclose(h.mean(0), atol=1e-3)
+
+
+def test_ppr_rows_are_distributions_with_k_entries(graph):
+    data, _ = graph
+    ei, w = ppr_topk(data.edge_index, None, data.num_nodes, alpha=0.15, k=16)
+    assert ei.size(1) == 16 * data.num_nodes
+    sums = torch.zeros(data.num_nodes).index_add_(0, ei[1], w)
+    assert torch.allclose(sums, torch.ones_like(sums), atol=1e-5)
+    with pytest.raises(ValueError, match="alpha"):
+        ppr_topk(data.edge_index, None, data.num_nodes, alpha=1.5)
+
+
+def test_apply_flips_toggles_pairs_and_refuses_bad_ones(graph):
+    data, _ = graph
+    n, ei = data.num_nodes, data.edge_index
+    e = ei[:, ei[0] < ei[1]][:, 0].tolist()  # an existing edge
+    non = next((0, j) for j in range(1, n) if not bool(((ei[0] == 0) & (ei[1] == j)).any()))
+    out = apply_flips(ei, torch.tensor([e, list(non)]), n)
+    assert out.size(1) == ei.size(1)  # one removed, one inserted, both directions
+    has = lambda g, a, b: bool(((g[0] == a) & (g[1] == b)).any())  # noqa: E731
+    assert not has(out, *e) and not has(out, e[1], e[0]) and has(out, *non) and has(out, non[1], non[0])
+    back = apply_flips(out, torch.tensor([e, list(non)]), n)
+    assert torch.equal(back, ei[:, (ei[0] * n + ei[1]).argsort()])
+    for bad, msg in (([[2, 2]], "itself"), ([[0, n]], "outside"), ([[0, 5], [5, 0]], "twice")):
+        with pytest.raises(ValueError, match=msg):
+            apply_flips(ei, torch.tensor(bad), n)
+
+
+def test_prbcd_lowers_accuracy_within_budget_and_refuses_what_it_cannot_differentiate(graph, monkeypatch):
+    data, split = graph
+    tr = train("gcn", data, split, seed=0, epochs=150, patience=30)
+    clean = accuracy(tr.model, data, data.edge_index, split.test)
+    ei, flips, _ = prbcd(tr.model, data, split, 0.2, epochs=30, resample=24, block_size=20_000)
+    assert flips.size(1) <= ev.budget_flips(0.2, data)
+    assert accuracy(tr.model, data, ei, split.test) < clean - 0.05
+    monkeypatch.setitem(DEFENCES, "fixed", Defence("fixed", "fixed", DEFENCES["gcn"].factory, "", None, ""))
+    with pytest.raises(ValueError, match="'fixed' has no differentiable form"):
+        prbcd(tr.model, data, split, 0.05, name="fixed")
+    with pytest.raises(ValueError, match="budget"):
+        ev.budget_flips(1.5, data)
+
+
+def test_rgcn_adds_its_kl_term_to_training(graph):
+    data, _ = graph
+    m = build("rgcn", data)
+    assert float(m.regularization()) == 0.0
+    m.train()
+    m(data.x, data.edge_index)
+    assert float(m.regularization()) > 0
+
+
+def test_one_cell_measures_every_threat(graph, tmp_path):
+    data, split = graph
+    k = ev.budget_flips(0.1, data)
+    g = torch.Generator().manual_seed(0)
+    pairs = torch.randint(0, data.num_nodes, (4 * k, 2), generator=g)
+    pairs = pairs[pairs[:, 0] != pairs[:, 1]]
+    pairs = torch.unique(pairs.sort(1).values, dim=0)[:k]
+    fake = experiment.Experiment("metattack_graphs", lambda sz: experiment.Grid.product(dataset=["sbm"], split=[0],
+                                 attack_seed=[0]), lambda c, x: {"flips": pairs.tolist()}, chapter="metattack")
+    path = tmp_path / "graphs.jsonl"
+    experiment.run(fake, out=path, show_progress=False)
+    assert transfer_flips("sbm", 0, path).shape == (k, 2)
+    ctx = {"dataset": "sbm", "data": data, "splits": {0: split}, "clean": {}, "gcn_attack": {}, "transfer": path}
+    grid = experiment.Grid.product(dataset=["sbm"], split=[0], defence=["jaccard"], budget=[0.0, 0.1], model_seed=[0])
+    df = experiment.run(MAIN, grid=grid, context=ctx, show_progress=False).records
+    assert set(df.attack) == set(THREATS)
+    assert df.accuracy.between(0, 1).all()
+    with pytest.raises(KeyError, match="no Meta-Self graph for dataset='sbm', split=3"):
+        transfer_flips("sbm", 3, path)
