@@ -220,7 +220,8 @@ class GNNGuard(nn.Module):
         if first:
             sim = self._sim(h)[src, dst]
         else:
-            sim = F.cosine_similarity(h[src], h[dst], dim=1)
+            z = F.normalize(h, dim=1)  # normalise N rows once, not 2E edge ends
+            sim = (z[src] * z[dst]).sum(1)
         sim = torch.where((sim >= self.threshold) & (src != dst), sim, torch.zeros_like(sim)) * w
         total = scatter(sim, dst, dim=0, dim_size=n, reduce="sum")
         att = sim / total[dst].clamp_min(1e-12)
