@@ -264,7 +264,8 @@ class RGCN(nn.Module):
         if gamma <= 0 or beta < 0:
             raise ValueError(f"gamma must be > 0 and beta >= 0, got gamma={gamma!r}, beta={beta!r}")
         self.gamma, self.beta, self.dropout = gamma, beta, dropout
-        self.mean1, self.var1 = nn.Linear(in_dim, hidden), nn.Linear(in_dim, hidden)
+        # means and variances of a layer from one product (the first reads the wide features once)
+        self.layer1 = nn.Linear(in_dim, 2 * hidden)
         self.mean2, self.var2 = nn.Linear(hidden, out_dim), nn.Linear(hidden, out_dim)
         self.input_dropout = InputDropout(dropout)
         self._kl: torch.Tensor | None = None
@@ -280,7 +281,8 @@ class RGCN(nn.Module):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None):
         ei, half, full = self._norms(edge_index, _weights(edge_index, edge_weight, x), x.size(0))
         x = self.input_dropout(x)
-        mean, var = F.elu(self.mean1(x)), F.relu(self.var1(x))
+        mean, var = self.layer1(x).chunk(2, dim=1)
+        mean, var = F.elu(mean), F.relu(var)
         self._kl = 0.5 * (mean.pow(2) + var - torch.log(1e-8 + var) - 1).sum(1).mean()
         att = torch.exp(-self.gamma * var)
         mean, var = _propagate(mean * att, ei, half), _propagate(var * att * att, ei, full)
