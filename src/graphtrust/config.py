@@ -250,7 +250,7 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             patience=50,
             # PR-BCD (torch_geometric.contrib): epochs, of which the first `resample` redraw the block
             prbcd=dict(epochs=50, resample=40, block_size=100_000),
-            runtime="about 5 minutes on 2 CPU cores",
+            runtime="about 6 minutes on 2 CPU cores (551 s beside a busy process, 2026-12-04)",
         ),
         "full": dict(
             datasets=("cora_ml", "citeseer_npz"),

@@ -116,7 +116,7 @@ def plot_budgets(df: pd.DataFrame, defences: list[str] | None = None, axes=None)
 
     use_style()
     d = _with_clean(df)
-    names = defences or [n for n in DEFENCES if n in set(df.defence)]
+    names = defences or [n for n in DEFENCES if df[df.defence == n].budget.nunique() > 1]  # attacked ones
     if axes is None:
         ncols = len(names) if len(names) <= 4 else -(-len(names) // 2)
         nrows = -(-len(names) // ncols)
