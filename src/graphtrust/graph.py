@@ -21,6 +21,7 @@ __all__ = [
     "check_adjacency",
     "as_operator",
     "SparseMatrix",
+    "apply_flips",
 ]
 
 
@@ -190,3 +191,29 @@ class SparseMatrix:
                 return self._csr(values) @ dense
             return _SparseTimesDense.apply(values, dense, self)
 
+
+def apply_flips(edge_index: torch.Tensor, flips: torch.Tensor, num_nodes: int) -> torch.Tensor:
+    """Toggle the pairs ``flips: (k, 2)`` in the undirected graph ``edge_index: (2, 2E)``.
+
+    A pair that is an edge is removed, any other pair inserted; the result holds both
+    directions, sorted. Self-pairs and repeated pairs are refused.
+    """
+    flips = torch.as_tensor(flips, dtype=torch.long).reshape(-1, 2)
+    if bool((flips[:, 0] == flips[:, 1]).any()):
+        raise ValueError("a flip pairs a node with itself")
+    if flips.numel() and (int(flips.min()) < 0 or int(flips.max()) >= num_nodes):
+        raise ValueError(f"a flip names a node outside 0..{num_nodes - 1}")
+    u, v = flips.min(1).values, flips.max(1).values
+    code = u * num_nodes + v
+    if code.unique().numel() != code.numel():
+        raise ValueError("the same pair is flipped twice")
+    a, b = edge_index
+    upper = a < b
+    edges = a[upper] * num_nodes + b[upper]
+    present = torch.isin(code, edges)
+    kept = edges[~torch.isin(edges, code[present])]
+    new = torch.cat([kept, code[~present]]).sort().values
+    r, c = new // num_nodes, new % num_nodes
+    out = torch.stack([torch.cat([r, c]), torch.cat([c, r])])
+    order = (out[0] * num_nodes + out[1]).argsort()
+    return out[:, order]

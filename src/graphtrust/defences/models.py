@@ -28,6 +28,7 @@ from ..models import GCN, InputDropout
 
 __all__ = [
     "feature_similarity",
+    "pair_similarity",
     "JaccardGCN",
     "SVDGCN",
     "GNNGuard",
@@ -50,21 +51,32 @@ class _PairCache:
     The features an attacker cannot change (structure attacks leave ``x`` alone) make the
     similarity of every node pair a constant, so it is computed once (``O(N² D)`` time,
     ``O(N²)`` memory: 32 MB for Cora-ML's 2,810 nodes) and indexed per edge afterwards —
-    PR-BCD asks for hundreds of thousands of candidate pairs per step.
+    PR-BCD asks for hundreds of thousands of candidate pairs per step. One cache per kind
+    is shared by every model (each training builds a new model on the same features); it
+    holds the last feature tensor, so a freed tensor's storage cannot be mistaken for it.
     """
 
     def __init__(self, kind: str):
         self.kind = kind
-        self.key: tuple | None = None
+        self.source: torch.Tensor | None = None
+        self.version = -1
         self.matrix: torch.Tensor | None = None
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        ptr = x.data_ptr() if x.layout == torch.strided else x.values().data_ptr()
-        key = (ptr, tuple(x.shape), x.layout, x.device, x._version)
-        if self.key != key:
+        if self.source is not x or self.version != x._version:
             self.matrix = feature_similarity(x, self.kind)
-            self.key = key
+            self.source, self.version = x, x._version
         return self.matrix
+
+
+_CACHES = {"jaccard": _PairCache("jaccard"), "cosine": _PairCache("cosine")}
+
+
+def pair_similarity(x: torch.Tensor, kind: str = "jaccard") -> torch.Tensor:
+    """:func:`feature_similarity` of ``x``, computed once for the same feature tensor."""
+    if kind not in _CACHES:
+        raise ValueError(f"similarity must be 'jaccard' or 'cosine', got {kind!r}")
+    return _CACHES[kind](x)
 
 
 def feature_similarity(x: torch.Tensor, kind: str = "jaccard") -> torch.Tensor:
@@ -116,11 +128,10 @@ class JaccardGCN(nn.Module):
         super().__init__()
         self.threshold = _check_unit("threshold", threshold)
         self.gcn = GCN(in_dim, hidden, out_dim, dropout=dropout)
-        self._sim = _PairCache("jaccard")
 
     def keep(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         """``(2E,) bool``: the edges the purifier keeps."""
-        return self._sim(x)[edge_index[0], edge_index[1]] >= self.threshold
+        return pair_similarity(x, "jaccard")[edge_index[0], edge_index[1]] >= self.threshold
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None):
         w = _weights(edge_index, edge_weight, x) * self.keep(x, edge_index).to(x.dtype)
@@ -211,14 +222,13 @@ class GNNGuard(nn.Module):
         self.lins = nn.ModuleList([nn.Linear(in_dim, hidden), nn.Linear(hidden, out_dim)])
         self.input_dropout = InputDropout(dropout)
         self.dropout = dropout
-        self._sim = _PairCache("cosine")
 
     def edge_weights(self, h: torch.Tensor, edge_index: torch.Tensor, w: torch.Tensor, first: bool):
         """The layer's ``(edge_index, weight)`` with self-loops, from representations ``h: (N, d)``."""
         n = h.size(0)
         src, dst = edge_index
         if first:
-            sim = self._sim(h)[src, dst]
+            sim = pair_similarity(h, "cosine")[src, dst]
         else:
             z = F.normalize(h, dim=1)  # normalise N rows once, not 2E edge ends
             sim = (z[src] * z[dst]).sum(1)

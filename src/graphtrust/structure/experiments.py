@@ -23,7 +23,7 @@ import torch
 from torch_geometric.data import Data
 
 from .. import config, datasets
-from ..graph import degrees
+from ..graph import apply_flips, degrees
 from ..results import Result
 from ..splits import Split, stratified_split
 from ..training import summarize
@@ -43,20 +43,10 @@ PAPER = {  # misclassification (%) reported by Zügner & Günnemann (2019), 5 % 
 
 
 def prefix_graph(data: Data, flips: torch.Tensor, k: int) -> Data:
-    """``data`` with the first ``k`` of ``flips: (K, 2)`` applied."""
+    """``data`` with the first ``k`` of ``flips: (K, 2)`` applied (:func:`graphtrust.graph.apply_flips`)."""
     out = data.clone()
-    if k == 0:
-        return out
-    n = data.num_nodes
-    key = lambda ei: ei[0] * n + ei[1]  # noqa: E731
-    ei = data.edge_index
-    f = flips[:k]
-    both = torch.cat([f, f.flip(1)]).t()
-    existing = torch.isin(key(both), key(ei))
-    keep = ~torch.isin(key(ei), key(both[:, existing]))
-    out.edge_index = torch.cat([ei[:, keep], both[:, ~existing]], 1)
-    order = torch.argsort(key(out.edge_index))
-    out.edge_index = out.edge_index[:, order]
+    if k:
+        out.edge_index = apply_flips(data.edge_index, flips[:k], data.num_nodes)
     return out
 
 
