@@ -24,6 +24,23 @@ def test_fit_early_stops_and_restores_best(sbm):
     assert res.test_acc > 0.6
 
 
+def test_fit_selects_by_validation_accuracy(sbm):
+    split = stratified_split(sbm.y, 0.2, 0.2, seed=0)
+    torch.manual_seed(0)
+    res = fit(LogisticRegression(16, 3), sbm.x, None, sbm.y, split, epochs=2000, lr=0.05, patience=20,
+              select="accuracy")
+    h = res.history
+    best = max(h, key=lambda r: (r["val_acc"], -r["val_loss"]))
+    assert res.best_epoch == best["epoch"] and res.val_acc == best["val_acc"]  # the kept weights
+    # stopped `patience` epochs after the last epoch that improved accuracy or the lowest loss
+    last = max(r["epoch"] for i, r in enumerate(h)
+               if (r["val_acc"], -r["val_loss"]) > max(((q["val_acc"], -q["val_loss"]) for q in h[:i]), default=(-1, 0))
+               or r["val_loss"] < min((q["val_loss"] for q in h[:i]), default=math.inf))
+    assert res.epochs_run - last == 20 and res.epochs_run < 2000
+    with pytest.raises(ValueError, match="select"):
+        fit(LogisticRegression(16, 3), sbm.x, None, sbm.y, split, select="f1")
+
+
 def test_fit_without_validation_runs_all_epochs(sbm):
     split = stratified_split(sbm.y, 0.2, 0, seed=0)
     res = fit(LogisticRegression(16, 3), sbm.x, None, sbm.y, split, epochs=30)
