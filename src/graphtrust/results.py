@@ -14,7 +14,7 @@ from typing import Any
 
 from . import config
 
-__all__ = ["Result", "mean_std", "glue"]
+__all__ = ["Result", "mean_std", "t_half_width", "glue"]
 
 
 @dataclass
@@ -79,6 +79,22 @@ def mean_std(df, index, columns, values: str, *, scale: float = 100.0, digits: i
                 out = out.reindex(keep, axis=axis, level=key if len(names) > 1 else None)
     out.attrs["n"] = n
     return out
+
+
+def t_half_width(values, level: float = 0.95) -> float:
+    """Half-width of the t confidence interval of the mean of ``values`` (NaNs dropped):
+    ``t_{(1+level)/2, n-1} · s / √n`` with the sample std ``s``; NaN with fewer than two.
+    For paired differences pass the differences."""
+    import math
+
+    import numpy as np
+    from scipy import stats
+
+    v = np.asarray(values, dtype=float)
+    v = v[~np.isnan(v)]
+    if v.size < 2:
+        return math.nan
+    return float(stats.t.ppf(0.5 + level / 2, v.size - 1) * v.std(ddof=1) / math.sqrt(v.size))
 
 
 def glue(name: str, value: Any, display: bool = True) -> None:

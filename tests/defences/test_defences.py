@@ -144,3 +144,38 @@ def test_one_cell_measures_every_threat(graph, tmp_path):
     assert df.accuracy.between(0, 1).all()
     with pytest.raises(KeyError, match="no Meta-Self graph for dataset='sbm', split=3"):
         transfer_flips("sbm", 3, path)
+
+
+def _records(adaptive_drop: dict[str, list[float]]) -> "pd.DataFrame":
+    """Synthetic defences_main records: 3 splits, GCN and two defences, budgets 0 and 0.1."""
+    import pandas as pd
+
+    rows = []
+    for split in range(3):
+        for name, drops in adaptive_drop.items():
+            base = 0.80 if name == "gcn" else 0.85
+            rows.append(dict(dataset="cora_ml", split=split, model_seed=0, defence=name, budget=0.0, attack="clean",
+                             accuracy=base + 0.05, attack_seconds=0.0, train_seconds=1.0))
+            for threat in ("poisoning", "evasion"):
+                rows.append(dict(dataset="cora_ml", split=split, model_seed=0, defence=name, budget=0.1,
+                                 attack=f"transfer-{threat}", accuracy=base))
+                rows.append(dict(dataset="cora_ml", split=split, model_seed=0, defence=name, budget=0.1,
+                                 attack=f"adaptive-{threat}", accuracy=base - drops[split]))
+    return pd.DataFrame(rows)
+
+
+def test_robustness_kept_and_claims_use_paired_intervals_over_cells():
+    from graphtrust.defences import tables
+
+    # Jaccard: adaptive always 5 points below transfer; GNNGuard: noise around zero
+    df = _records({"gcn": [0.0, 0.0, 0.0], "jaccard": [0.05, 0.05, 0.05], "gnnguard": [0.02, -0.02, 0.01]})
+    kept = tables.robustness_kept(df).loc[("evasion", "10 %")]
+    assert kept.loc["Jaccard-GCN", "adaptive − transfer"] == pytest.approx(-5.0)
+    assert kept.loc["Jaccard-GCN", "adaptive − transfer: 95 % CI ±"] == pytest.approx(0.0)
+    assert kept.loc["Jaccard-GCN", "kept"] == pytest.approx(0.0)  # 5 points apparent gain, none left
+    assert kept.loc["GNNGuard", "cells"] == 3 and kept.loc["GNNGuard", "adaptive − transfer: 95 % CI ±"] > 2
+    c = tables.claims(df)
+    assert c.loc["evasion", "verdict"] == "partly"  # GNNGuard's mean drop (-0.33) is not below -0.5 ± CI
+    assert "GNNGuard" in c.loc["evasion", "measured cause"] and "±" in c.loc["evasion", "measured cause"]
+    c = tables.claims(_records({"gcn": [0.0] * 3, "jaccard": [0.05] * 3, "gnnguard": [0.06, 0.05, 0.07]}))
+    assert c.loc["evasion", "verdict"] == "reproduced"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from ..results import Result
+from ..results import Result, t_half_width
 from ..training import summarize
 from .experiments import PREVIOUS
 
@@ -113,12 +113,9 @@ def _paired_ci(df, name, victim, budget, a, b, level: float = 0.95) -> str:
 
 def _t_interval(d, level: float = 0.95) -> str:
     """``"[low, high]"``: the t-interval of the mean of paired differences ``d`` ("" below two)."""
-    import numpy as np
-    from scipy import stats
-
     if len(d) < 2:
         return ""
-    half = stats.t.ppf(0.5 + level / 2, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    half = t_half_width(d, level)
     return f"[{d.mean() - half:.1f}, {d.mean() + half:.1f}]"
 
 

@@ -34,6 +34,7 @@ import pandas as pd
 
 from .. import config
 from ..experiment import Experiment, Grid, register
+from ..results import t_half_width
 from .methods import METHODS, Problem, available, method, run_method
 from .metrics import align_by_structure, score
 from .model import client_gradient
@@ -145,11 +146,9 @@ def size_summary(main: pd.DataFrame, size: pd.DataFrame) -> pd.DataFrame:
 
 def mean_ci(v: pd.Series, level: float = 0.95) -> pd.Series:
     """Mean, sample std, count and the half-width of the t confidence interval of the mean."""
-    from scipy import stats
-
     v = v.dropna()
     n = len(v)
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1) * v.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    half = t_half_width(v, level)
     return pd.Series({"mean": v.mean(), "std": v.std(ddof=1), "n": n, "ci95": half})
 
 
