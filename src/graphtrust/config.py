@@ -249,7 +249,7 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             epochs=300,
             patience=50,
             # PR-BCD (torch_geometric.contrib): epochs, of which the first `resample` redraw the block
-            prbcd=dict(epochs=50, resample=40, block_size=100_000),
+            prbcd=dict(epochs=30, resample=24, block_size=100_000),
             runtime="about 6 minutes on 2 CPU cores (551 s beside a busy process, 2026-12-04)",
         ),
         "full": dict(
