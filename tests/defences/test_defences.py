@@ -177,5 +177,8 @@ def test_robustness_kept_and_claims_use_paired_intervals_over_cells():
     c = tables.claims(df)
     assert c.loc["evasion", "verdict"] == "partly"  # GNNGuard's mean drop (-0.33) is not below -0.5 ± CI
     assert "GNNGuard" in c.loc["evasion", "measured cause"] and "±" in c.loc["evasion", "measured cause"]
+    acc = tables.accuracy_table(df)
+    assert acc.loc["Jaccard-GCN", ("10 %", "adaptive-evasion")] == "80.0 ± 0.0"  # three cells, no spread
+    assert tables.accuracy_table(df[df.split == 0]).loc["Jaccard-GCN", ("10 %", "adaptive-evasion")] == "80.0"
     c = tables.claims(_records({"gcn": [0.0] * 3, "jaccard": [0.05] * 3, "gnnguard": [0.06, 0.05, 0.07]}))
     assert c.loc["evasion", "verdict"] == "reproduced"

@@ -1,7 +1,7 @@
 """Tables and figures of the defences chapter, from ``defences_main`` records (pandas).
 
 Accuracies are in percent. Spread: the sample std (ddof=1) over (split, model seed) cells,
-0 with one cell; confidence intervals are t-intervals over the same cells.
+not shown for a single cell; confidence intervals are t-intervals over the same cells.
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ def _with_clean(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def accuracy_table(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame:
-    """Test accuracy (%) ``mean ± std`` per defence × (budget, threat); clean at budget 0."""
+    """Test accuracy (%) ``mean ± std`` per defence × (budget, threat); clean at budget 0.
+    A group of one cell shows its value alone."""
     d = _pct(df if dataset is None else df[df.dataset == dataset])
     g = d.groupby(["defence", "budget", "attack"]).accuracy
-    cell = g.mean().map("{:.1f}".format) + " ± " + g.std(ddof=1).fillna(0.0).map("{:.1f}".format)
+    cell = g.mean().map("{:.1f}".format) + g.std(ddof=1).map(lambda v: "" if pd.isna(v) else f" ± {v:.1f}")
     t = cell.unstack(["budget", "attack"])
     cols = [c for c in t.columns if c[0] == 0.0] + sorted((c for c in t.columns if c[0] != 0.0),
                                                             key=lambda c: (c[0], THREATS.index(c[1])))
