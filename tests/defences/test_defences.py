@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
@@ -146,10 +147,8 @@ def test_one_cell_measures_every_threat(graph, tmp_path):
         transfer_flips("sbm", 3, path)
 
 
-def _records(adaptive_drop: dict[str, list[float]]) -> "pd.DataFrame":
+def _records(adaptive_drop: dict[str, list[float]]) -> pd.DataFrame:
     """Synthetic defences_main records: 3 splits, GCN and two defences, budgets 0 and 0.1."""
-    import pandas as pd
-
     rows = []
     for split in range(3):
         for name, drops in adaptive_drop.items():
@@ -180,5 +179,8 @@ def test_robustness_kept_and_claims_use_paired_intervals_over_cells():
     acc = tables.accuracy_table(df)
     assert acc.loc["Jaccard-GCN", ("10 %", "adaptive-evasion")] == "80.0 ± 0.0"  # three cells, no spread
     assert tables.accuracy_table(df[df.split == 0]).loc["Jaccard-GCN", ("10 %", "adaptive-evasion")] == "80.0"
+    extra = _records({"gcn": [0.0] * 3}).assign(split=7, accuracy=0.1)  # a split only GCN was run on
+    c2 = tables.claims(pd.concat([df, extra], ignore_index=True))
+    assert c2.loc["evasion", "ours (10 %)"] == c.loc["evasion", "ours (10 %)"]  # GCN from the defences' cells only
     c = tables.claims(_records({"gcn": [0.0] * 3, "jaccard": [0.05] * 3, "gnnguard": [0.06, 0.05, 0.07]}))
     assert c.loc["evasion", "verdict"] == "reproduced"
