@@ -250,7 +250,8 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             patience=50,
             # PR-BCD (torch_geometric.contrib): epochs, of which the first `resample` redraw the block
             prbcd=dict(epochs=30, resample=24, block_size=100_000),
-            runtime="about 6 minutes on 2 CPU cores (551 s beside a busy process, 2026-12-04)",
+            runtime=("under 6 minutes on 2 idle CPU cores (336 s in CI with 50 PR-BCD steps); "
+                     "516 s beside two busy processes (2026-12-04)"),
         ),
         "full": dict(
             datasets=("cora_ml", "citeseer_npz"),
