@@ -1,7 +1,8 @@
 """Training and evaluation with early stopping; repetition over seeds.
 
 ``fit`` trains any model of :mod:`graphtrust.models` (``model(x, graph) -> logits``) with
-Adam and early stopping on the validation loss, restores the best weights and reports
+Adam and early stopping on the validation set, restores the best weights (lowest
+validation loss, or highest validation accuracy with ``select="accuracy"``) and reports
 accuracies. ``repeat`` runs a function once per seed and summarises it as mean ± std.
 """
 
