@@ -287,7 +287,8 @@ def test_dense_and_sparse_inputs_agree():
 @pytest.mark.parametrize("method", ["meta-self", "a-meta-self"])
 def test_blockwise_scan_picks_the_dense_argmax_on_cora_ml(dtype, method):
     """Every flip of a short attack is the same whether the score is one (N, N) matrix or
-    is scanned in blocks of 97 rows (29 blocks, the last one partial)."""
+    is scanned in blocks of 97 rows (29 blocks, the last one partial). For A-Meta the two
+    are different code: the whole matrix from ``M + Mᵀ``, the blocks from rank-4Th factors."""
     data = datasets.load("cora_ml", lcc=True)
     data.x = data.x.to(dtype)
     split = stratified_split(data.y, 0.1, 0.1, seed=0)
@@ -301,10 +302,10 @@ def test_blockwise_scan_picks_the_dense_argmax_on_cora_ml(dtype, method):
     assert bool(dense.inserted.any())
 
 
-def test_block_rows_is_dense_for_small_graphs_and_bounded_for_large():
+def test_block_rows_are_few_for_small_graphs_and_bounded_for_large():
     from graphtrust.structure.attacks import BLOCK_ENTRIES, block_rows
 
-    assert block_rows(2810) == 2810
+    assert block_rows(2810) == 703  # four row blocks: the scan skips the lower triangle of three
     big = block_rows(169_343)
     assert 8 <= big < 169_343 and big * 169_343 <= max(BLOCK_ENTRIES, 8 * 169_343)
 
@@ -318,6 +319,22 @@ def test_pair_scores_blocks_tile_the_dense_matrix():
     full = sc.dense()
     for r0, r1 in ((0, 7), (7, 19), (19, 40)):
         torch.testing.assert_close(sc.pair_gradient(r0, r1, r0), full[r0:r1, r0:], rtol=1e-12, atol=1e-12)
+
+
+def test_approx_scores_whole_matrix_equals_factors():
+    """A-Meta's one-matrix score (from ``M + Mᵀ``) equals the rank-4Th factors with their
+    degree chain, block by block."""
+    a, p = _problem(seed=6, lam=0.0)
+    from graphtrust.structure.metagradient import approx_meta_scores
+    from graphtrust.structure.surrogate import Propagation
+
+    prop = Propagation.from_dense(a)
+    whole = approx_meta_scores(prop, p, torch.Generator().manual_seed(2), whole=True)
+    factors = approx_meta_scores(prop, p, torch.Generator().manual_seed(2), whole=False)
+    assert whole.whole is not None and factors.whole is None
+    for r0, r1 in ((0, 7), (7, 19), (19, 40)):
+        torch.testing.assert_close(factors.pair_gradient(r0, r1, r0), whole.pair_gradient(r0, r1, r0),
+                                   rtol=1e-10, atol=1e-12)
 
 
 def test_selection_is_the_authors_rule_on_a_random_score():

@@ -4,7 +4,7 @@ Besides the time it reports a memory-traffic floor: a greedy attack that writes 
 ``N × N`` score matrix and reads it back for the argmax moves ``2 · 4N²`` bytes per flip;
 divided by the bandwidth measured here (a large tensor copy) that is the least time such
 a flip can take on this machine. Ours scans the upper triangle in blocks of rows
-(``block_rows``; one block for Cora-sized graphs) and never holds the whole matrix on
+(``block_rows``; four blocks for Cora-sized graphs, A-Meta one whole matrix there) and never holds the whole matrix on
 larger ones, so peak memory grows as ``N·(h + n_L)``, not ``N²``.
 
 ``--dataset sbm --nodes 19717`` (PubMed's size: 44,324 edges, 500 features, 3 classes)
@@ -22,6 +22,7 @@ from .. import config, datasets
 from ..splits import stratified_split
 from ..structure import attack, self_training_labels
 from ..structure.attacks import block_rows
+from ..structure.metagradient import WHOLE_ENTRIES
 from . import benchmark, peak_rss_mib
 
 #: seeded synthetic graphs of real graphs' sizes (``--dataset sbm --nodes N``)
@@ -81,11 +82,12 @@ def run(args: argparse.Namespace) -> dict:
     n = data.num_nodes
     rows = args.block_rows or block_rows(n)
     out: dict = {"dataset": name, "nodes": n, "edges": data.edge_index.size(1) // 2, "features": data.num_features,
-                 "labelled": int(split.train.numel()), "steps": args.steps, "block_rows": rows}
+                 "labelled": int(split.train.numel()), "steps": args.steps, "block_rows": rows,
+                 "a_meta_whole_matrix": args.block_rows is None and n * n <= WHOLE_ENTRIES}
     labels = self_training_labels(data, split, device=dev)  # once; the timings exclude it
     methods = (("meta-self", args.flips),) + (() if args.no_approx else (("a-meta-self", args.approx_flips or args.flips),))
     for method, flips in methods:
-        kw = dict(steps=args.steps, labels=labels, device=dev, show_progress=False, block_rows=rows)
+        kw = dict(steps=args.steps, labels=labels, device=dev, show_progress=False, block_rows=args.block_rows)
         attack(data, split, method, 1, **kw)  # warm-up
         if dev.type == "cuda":
             torch.cuda.synchronize()

@@ -294,8 +294,8 @@ def attack(
             params.update(approx_lr=approx_lr)
 
         def score(prop: Propagation) -> PairScores:
-            if kind == "approx":
-                return approx_meta_scores(prop, problem, gen)
+            if kind == "approx":  # asked-for blocks: factors, else one matrix where it fits
+                return approx_meta_scores(prop, problem, gen, whole=None if block_rows is None else block_rows >= n)
             if reinit:
                 problem.reinitialize(gen)
             out = exact_meta_scores(prop, problem, unroll=(kind == "exact"))
@@ -375,17 +375,20 @@ def _sample(adj, kind, labels, budget, deg_clean, ll_constraint, gen, desc, show
     return flips, inserted
 
 
-#: entries of one score block: the whole matrix below this (one block is fastest for
-#: Cora-sized graphs), blocks of about 1 M entries above it (measured on 2 CPU cores; see
-#: ``python -m graphtrust.bench metattack --block-rows``)
+#: below this many entries the score is scanned in ``SMALL_BLOCKS`` row blocks (each block
+#: computes only the columns right of its first row, so four blocks skip 3/8 of the
+#: matrix; fastest for Cora-sized graphs), above it in blocks of about ``BLOCK_ENTRIES``
+#: entries (measured on 2 CPU cores; see ``python -m graphtrust.bench metattack --block-rows``).
+#: A-Meta's score is one whole matrix up to ``metagradient.WHOLE_ENTRIES`` and scanned at once.
 DENSE_ENTRIES = 2**24
 BLOCK_ENTRIES = 2**20
+SMALL_BLOCKS = 4
 
 
 def block_rows(n: int) -> int:
     """Rows of the ``(N, N)`` score the greedy scan computes at once for an ``n``-node graph."""
     if n * n <= DENSE_ENTRIES:
-        return n
+        return max(8, math.ceil(n / SMALL_BLOCKS))
     return max(8, min(n, BLOCK_ENTRIES // n))
 
 
@@ -439,17 +442,17 @@ def _greedy(keys, n, score_fn, budget, deg_clean, ll_constraint, desc, show_prog
     argmax would. Returns the new keys, ``flips: (budget, 2)`` and ``inserted: (budget,)``.
     """
     dev = keys.device
-    rows = rows or block_rows(n)
     deg = torch.bincount(keys // n, minlength=n).to(dtype)
     flipped = torch.empty(0, dtype=torch.long, device=dev)  # sorted u·n + v, u < v
     flips = torch.empty(budget, 2, dtype=torch.long)
     inserted = torch.empty(budget, dtype=torch.bool)
     for i in progress(range(budget), desc=desc, enabled=show_progress):
         scores = score_fn(Propagation.from_keys(keys, n, dtype))
+        step = rows or (n if getattr(scores, "whole", None) is not None else block_rows(n))
         lonely = deg <= 1
         best_vals, best_idx = [], []
-        for r0 in range(0, n - 1, rows):
-            r1 = min(n, r0 + rows)
+        for r0 in range(0, n - 1, step):
+            r1 = min(n, r0 + step)
             g = scores.pair_gradient(r0, r1, r0)  # (B, N − r0), columns r0:N
             k = _range(keys, r0 * n, r1 * n)
             k = k[k % n >= r0]

@@ -40,6 +40,7 @@ __all__ = [
     "PairScores",
     "exact_meta_scores",
     "approx_meta_scores",
+    "WHOLE_ENTRIES",
     "training_curve",
     "attack_loss",
     "exact_meta_gradient",
@@ -189,8 +190,9 @@ class PairScores:
       ``a_rows, a_pos, a_vals``, sorted by row) and ``w_l: (n_L, N)``.
 
     :meth:`pair_gradient` chains through the degree normalisation
-    (``g_sym_uv s_u s_v + c_u + c_v``), block by block: no ``(N, N)`` matrix is formed
-    unless a block asks for every row. ``lab_rows``/``w_l`` are ``None`` for the first-order
+    (``g_sym_uv s_u s_v + c_u + c_v``; the scaling and ``c`` are folded into the parts once,
+    by :meth:`_fold`), block by block: no ``(N, N)`` matrix is formed unless a block asks
+    for every row. ``lab_rows``/``w_l`` are ``None`` for the first-order
     and approximate estimators. Memory: ``O(N·(k + n_L))``.
     """
 
@@ -204,48 +206,59 @@ class PairScores:
     a_vals: torch.Tensor | None = None
     w_l: torch.Tensor | None = None  # (n_L, N)
     c: torch.Tensor | None = None  # (N,) degree-chain term, set by _finish
-    m_factors: tuple[torch.Tensor, torch.Tensor] | None = None  # (U, V) with M = U Vᵀ, high rank
-    prop: Propagation | None = None
+    whole: torch.Tensor | None = None  # (N, N) the pair gradient itself (A-Meta on small graphs)
     fit: tuple[float, float] | None = None  # the surrogate's training loss and accuracy at step T
+    c_folded: bool = False  # c is the last two columns of the factors (set by _fold)
 
     @property
     def num_nodes(self) -> int:
-        return self.left.size(0)
+        return self.left.size(0) if self.whole is None else self.whole.size(0)
 
-    def g_sym(self, r0: int, r1: int, c0: int = 0) -> torch.Tensor:
-        """Rows ``r0:r1``, columns ``c0:N`` of ``g_sym = G + Gᵀ``, ``G = ∂L/∂Â``."""
-        if self.m_factors is not None and (r0, r1, c0) == (0, self.num_nodes, 0):
-            # the whole matrix of a high-rank M (A-Meta: rank T·h): form M once, then
-            # ÂM and ÂMᵀ by sparse products, instead of a rank-4Th product
-            u, v = self.m_factors
-            m = u @ v.t()
-            am, amt = self.prop(m), self.prop(m.t())
-            return am + am.t() + amt + amt.t()
+    @classmethod
+    def from_low_rank(cls, prop: Propagation, u: torch.Tensor, v: torch.Tensor) -> PairScores:
+        """The whole pair gradient of ``M = u vᵀ`` (high rank: A-Meta's ``T·h``), as one matrix.
+
+        ``g_sym = ÂM + MᵀÂ + ÂMᵀ + MÂ = ÂP + PÂ`` with ``P = M + Mᵀ``, and ``PÂ = (ÂP)ᵀ``
+        because both are symmetric: one ``N × Th × N`` product, one sparse product and two
+        transposed copies, instead of factors of rank ``4Th`` and their degree chain.
+        """
+        p = u @ v.t()
+        p += p.t().contiguous()
+        g = prop(p)
+        g += g.t().contiguous()
+        out = prop.pair_gradient(g)
+        empty = u.new_empty(u.size(0), 0)
+        return cls(empty, empty, prop.s, whole=out)
+
+    def pair_gradient(self, r0: int, r1: int, c0: int = 0) -> torch.Tensor:
+        """Rows ``r0:r1``, columns ``c0:N`` of ``∂L/∂a_uv + ∂L/∂a_vu``.
+
+        ``s_u g_sym_uv s_v + c_u + c_v`` with the scaling and ``c`` folded into the parts by
+        :meth:`_fold`: one product of the factors plus row additions for the sparse parts.
+        """
+        if self.whole is not None:  # the caller may modify the block: a copy unless it is all of it
+            g = self.whole[r0:r1, c0:]
+            return g if (r0, r1, c0) == (0, self.num_nodes, 0) else g.clone()
         g = self.left[r0:r1] @ self.right[c0:].t()
+        if not self.c_folded:
+            g += self.c[r0:r1, None]
+            g += self.c[None, c0:]
         if self.lab_rows is not None:
+            dev = self.lab_nodes.device
             nodes = self.lab_nodes
-            lo, hi = torch.searchsorted(nodes, torch.tensor([r0, r1], device=nodes.device)).tolist()
+            lo, hi = torch.searchsorted(nodes, torch.tensor([r0, r1], device=dev)).tolist()
             if hi > lo:  # labelled rows in the block
                 g.index_add_(0, nodes[lo:hi] - r0, self.lab_rows[lo:hi, c0:])
-            lo = int(torch.searchsorted(nodes, torch.tensor(c0, device=nodes.device)))
+            lo = int(torch.searchsorted(nodes, torch.tensor(c0, device=dev)))
             if nodes.numel() > lo:  # labelled columns in the block
                 g.index_add_(1, nodes[lo:] - c0, self.lab_rows[lo:, r0:r1].t())
-            lo, hi = torch.searchsorted(self.a_rows, torch.tensor([r0, r1], device=nodes.device)).tolist()
+            lo, hi = torch.searchsorted(self.a_rows, torch.tensor([r0, r1], device=dev)).tolist()
             if hi > lo:  # Â E_L W_L on the block's rows
                 g.index_add_(0, self.a_rows[lo:hi] - r0, self.a_vals[lo:hi, None] * self.w_l[self.a_pos[lo:hi], c0:])
-            lo = int(torch.searchsorted(self.a_rows, torch.tensor(c0, device=nodes.device)))
+            lo = int(torch.searchsorted(self.a_rows, torch.tensor(c0, device=dev)))
             if self.a_rows.numel() > lo:  # and its transpose on the block's columns (rows sorted)
                 cols, pos, vals = self.a_rows[lo:], self.a_pos[lo:], self.a_vals[lo:]
                 g.index_add_(1, cols - c0, (vals[:, None] * self.w_l[pos, r0:r1]).t())
-        return g
-
-    def pair_gradient(self, r0: int, r1: int, c0: int = 0) -> torch.Tensor:
-        """Rows ``r0:r1``, columns ``c0:N`` of ``∂L/∂a_uv + ∂L/∂a_vu``."""
-        g = self.g_sym(r0, r1, c0)
-        g *= self.s[r0:r1, None]
-        g *= self.s[None, c0:]
-        g += self.c[r0:r1, None]
-        g += self.c[None, c0:]
         return g
 
     def dense(self) -> torch.Tensor:
@@ -272,7 +285,34 @@ class PairScores:
             acc.index_add_(0, rows[entry], prod)  # Â E_L W_L at the pair (i, j) of Ã
             acc.index_add_(0, j, prod)  # its transpose
         self.c = -0.5 * prop.deg.pow(-1.5) * acc / s
+        self._fold()
         return self
+
+    def _fold(self) -> None:
+        """Scale every part by ``s`` on both sides, and append ``c`` to small factors.
+
+        Afterwards ``left @ rightᵀ`` plus the sparse parts is ``s_u g_sym_uv s_v`` (plus
+        ``c_u + c_v`` when :attr:`c_folded`: ``left = [s·left, c, 1]``,
+        ``right = [s·right, 1, c]``), so a block needs no elementwise pass over ``N²``.
+        High-rank factors (A-Meta) are scaled in place and ``c`` is added per block.
+        """
+        s, c = self.s, self.c
+        if self.left.size(1) <= FOLD_RANK:
+            one = torch.ones_like(c)[:, None]
+            self.left = torch.cat([self.left * s[:, None], c[:, None], one], 1)
+            self.right = torch.cat([self.right * s[:, None], one, c[:, None]], 1)
+            self.c_folded = True
+        else:
+            self.left.mul_(s[:, None])
+            self.right.mul_(s[:, None])
+        if self.lab_rows is not None:
+            self.lab_rows.mul_(s[None, :]).mul_(s[self.lab_nodes, None])
+            self.w_l.mul_(s[None, :])
+            self.a_vals = self.a_vals * s[self.a_rows]
+
+
+#: factors of at most this rank get ``c`` appended as two more columns (:meth:`PairScores._fold`)
+FOLD_RANK = 256
 
 
 def _symmetric(prop: Propagation, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -368,13 +408,19 @@ def exact_meta_gradient(adj: torch.Tensor, p: MetaProblem, unroll: bool = True) 
     return exact_meta_scores(Propagation.from_dense(adj), p, unroll).dense()
 
 
-def approx_meta_scores(prop: Propagation, p: MetaProblem, generator: torch.Generator) -> PairScores:
+#: A-Meta's score is formed as one ``(N, N)`` matrix up to this many entries (faster than factors)
+WHOLE_ENTRIES = 2**24
+
+
+def approx_meta_scores(prop: Propagation, p: MetaProblem, generator: torch.Generator,
+                       whole: bool | None = None) -> PairScores:
     """Sum over ``p.steps`` Adam steps of the attack-loss gradient at the current weights.
 
     Weights are drawn afresh from ``generator`` (as in the authors' code). The training
     gradients are written out by hand (``∂/∂W1 = Xᵀ Â² E_L (G W2ᵀ)``), which keeps
     autograd away from the sparse products. ``M = Σ_t F_t (X W1_t)ᵀ`` has rank
-    ``T·h``: the factors are ``(N, 4Th)``.
+    ``T·h``: the factors are ``(N, 4Th)``. ``whole``: form the ``(N, N)`` score at once
+    (:meth:`PairScores.from_low_rank`) instead of factors; default: up to ``WHOLE_ENTRIES``.
     """
     d, dev = p.x.size(1), p.targets.device
     w1 = glorot(d, p.hidden, generator, p.dtype).to(dev)
@@ -399,8 +445,11 @@ def approx_meta_scores(prop: Propagation, p: MetaProblem, generator: torch.Gener
         opt.step()
     with torch.no_grad():
         u, v = torch.cat(fs, 1), torch.cat(vs, 1)
+        n = u.size(0)
+        if whole or (whole is None and n * n <= WHOLE_ENTRIES):
+            return PairScores.from_low_rank(prop, u, v)
         left, right = _symmetric(prop, u, v)
-        return PairScores(left, right, prop.s, m_factors=(u, v), prop=prop)._finish(prop)
+        return PairScores(left, right, prop.s)._finish(prop)
 
 
 def approx_meta_gradient(adj: torch.Tensor, p: MetaProblem, generator: torch.Generator) -> torch.Tensor:
