@@ -83,3 +83,6 @@ def test_mean_std_pivots_with_the_sample_std_and_a_fixed_order():
     assert t.loc["b", "x"] == "60.0 ± 14.1"  # sample std of 50 and 70
     assert t.loc["a", "x"] == "80.0" and t.loc["b", "y"] == "" and t.loc["a", "y"] == "20.0 ± 14.1"
     assert int(t.attrs["n"].loc["a", "y"]) == 2
+    # every group a single record: pandas then drops the std columns altogether
+    one = mean_std(df.drop_duplicates(["protocol", "attack"]), "protocol", "attack", "accuracy")
+    assert one.loc["b", "x"] == "50.0" and one.loc["a", "y"] == "10.0" and one.loc["c", "y"] == ""

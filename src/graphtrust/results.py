@@ -69,7 +69,9 @@ def mean_std(df, index, columns, values: str, *, scale: float = 100.0, digits: i
 
     stats = df.pivot_table(index=index, columns=columns, values=values, aggfunc=["mean", "std", "count"],
                            observed=True)
-    mean, std, n = stats["mean"] * scale, stats["std"] * scale, stats["count"]
+    mean, n = stats["mean"] * scale, stats["count"]
+    # pivot_table drops all-NaN columns: std of groups of one record, possibly all of them
+    std = (stats["std"].reindex_like(mean) if "std" in stats.columns.get_level_values(0) else mean * float("nan")) * scale
     out = mean.map(lambda v: f"{v:.{digits}f}") + std.map(lambda v: "" if pd.isna(v) else f" ± {v:.{digits}f}")
     out = out.where(mean.notna(), "")
     for key, vals in (order or {}).items():

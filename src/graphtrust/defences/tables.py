@@ -10,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..results import t_half_width
+from ..results import mean_std, t_half_width
 from .cells import THREATS
 from .evaluate import DEFENCES
 
@@ -46,9 +46,7 @@ def accuracy_table(df: pd.DataFrame, dataset: str | None = None) -> pd.DataFrame
     """Test accuracy (%) ``mean ± std`` per defence × (budget, threat); clean at budget 0.
     A group of one cell shows its value alone."""
     d = _pct(df if dataset is None else df[df.dataset == dataset])
-    g = d.groupby(["defence", "budget", "attack"]).accuracy
-    cell = g.mean().map("{:.1f}".format) + g.std(ddof=1).map(lambda v: "" if pd.isna(v) else f" ± {v:.1f}")
-    t = cell.unstack(["budget", "attack"])
+    t = mean_std(d, "defence", ["budget", "attack"], "accuracy", scale=1.0)
     cols = [c for c in t.columns if c[0] == 0.0] + sorted((c for c in t.columns if c[0] != 0.0),
                                                             key=lambda c: (c[0], THREATS.index(c[1])))
     t = t[cols]
