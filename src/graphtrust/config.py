@@ -215,7 +215,7 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
                       attack_seeds=(0,)),
             # Meta-Self graphs reused by the defences chapter (structure.cells, experiment metattack_graphs)
             graphs=dict(datasets=("cora_ml",), splits=(0,), attack_seeds=(0,), budget=0.25, mode="paper"),
-            runtime="about 15 minutes on 2 idle CPU cores (936 s in a clean-clone CI run, 2026-12-03)",
+            runtime="about 8 minutes on 2 CPU cores (477 s under nbmake on a shared machine, 2026-12-04)",
         ),
         "full": dict(
             datasets=("cora_ml", "citeseer_npz", "polblogs"),

@@ -378,10 +378,11 @@ def _sample(adj, kind, labels, budget, deg_clean, ll_constraint, gen, desc, show
 #: below this many entries the score is scanned in ``SMALL_BLOCKS`` row blocks (each block
 #: computes only the columns right of its first row, so four blocks skip 3/8 of the
 #: matrix; fastest for Cora-sized graphs), above it in blocks of about ``BLOCK_ENTRIES``
-#: entries (measured on 2 CPU cores; see ``python -m graphtrust.bench metattack --block-rows``).
+#: entries (2^22: 212 rows at PubMed's size, 3.9-4.2 s per flip against 4.4 s with 2^20 on
+#: 2 CPU cores; see ``python -m graphtrust.bench metattack --block-rows``).
 #: A-Meta's score is one whole matrix up to ``metagradient.WHOLE_ENTRIES`` and scanned at once.
 DENSE_ENTRIES = 2**24
-BLOCK_ENTRIES = 2**20
+BLOCK_ENTRIES = 2**22
 SMALL_BLOCKS = 4
 
 
