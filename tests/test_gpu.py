@@ -81,7 +81,7 @@ def test_scalegun_lazy_update_on_cuda_equals_cpu():
     torch.testing.assert_close(out["cuda"][1], out["cpu"][1], rtol=1e-9, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["jaccard", "gnnguard", "rgcn", "soft-median-gdc"])
+@pytest.mark.parametrize("name", ["jaccard", "svd", "gnnguard", "rgcn", "soft-median-gdc"])
 def test_defence_outputs_and_edge_gradients_on_cuda_match_cpu(cora_ml, name):
     """The same weights give the same logits and the same gradient w.r.t. the edge weights
     (what an adaptive attack follows) on CUDA as on the CPU."""

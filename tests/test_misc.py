@@ -86,3 +86,40 @@ def test_mean_std_pivots_with_the_sample_std_and_a_fixed_order():
     # every group a single record: pandas then drops the std columns altogether
     one = mean_std(df.drop_duplicates(["protocol", "attack"]), "protocol", "attack", "accuracy")
     assert one.loc["b", "x"] == "50.0" and one.loc["a", "y"] == "10.0" and one.loc["c", "y"] == ""
+
+
+def _exit_without_result(q):
+    raise SystemExit(3)
+
+
+def _put_result(q):
+    q.put({"train_seconds": 1.0})
+
+
+def test_defences_bench_does_not_wait_for_a_child_that_died():
+    """A defence that raises in the measuring process (as SVD did on CUDA) gives an error
+    row instead of a benchmark that waits forever on its queue."""
+    import multiprocessing as mp
+
+    from graphtrust.bench.defences import _result
+
+    ctx = mp.get_context("fork")
+    for target, expected in ((_exit_without_result, None), (_put_result, {"train_seconds": 1.0})):
+        q = ctx.Queue()
+        p = ctx.Process(target=target, args=(q,))
+        p.start()
+        assert _result(q, p, "x", poll_s=0.2) == expected
+        p.join()
+
+
+def test_bench_help_lists_every_benchmark():
+    """Benchmark help texts may hold '%' (argparse formats them): --help must not crash."""
+    import contextlib
+    import io
+
+    from graphtrust import bench
+
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf), contextlib.suppress(SystemExit):
+        bench.main(["--help"])
+    assert "defences" in buf.getvalue() and "metattack" in buf.getvalue()

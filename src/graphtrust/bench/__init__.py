@@ -81,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m graphtrust.bench", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="name", metavar="NAME")
     for b in sorted(_REGISTRY.values(), key=lambda b: b.name):
-        p = sub.add_parser(b.name, help=b.help, description=b.help)
+        text = b.help.replace("%", "%%")  # argparse formats help strings with %
+        p = sub.add_parser(b.name, help=text, description=text)
         p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
         if b.arguments is not None:
             b.arguments(p)

@@ -56,6 +56,22 @@ def _one(name: str, args: argparse.Namespace, out) -> None:
     out.put(row)
 
 
+def _result(q, p, name: str, poll_s: float = 1.0):
+    """The row the child process ``p`` puts on ``q``, or ``None`` if it exits without one
+    (an error in a defence must not leave the benchmark waiting forever)."""
+    import queue
+
+    while True:
+        try:
+            return q.get(timeout=poll_s)
+        except queue.Empty:
+            if not p.is_alive():
+                try:
+                    return q.get(timeout=poll_s)
+                except queue.Empty:
+                    return None
+
+
 @benchmark("defences", "defences: training seconds and peak RSS per defence, adaptive PR-BCD at 5 % (Cora-ML)", _args)
 def run(args: argparse.Namespace) -> dict:
     from ..defences import DEFENCES
@@ -67,8 +83,13 @@ def run(args: argparse.Namespace) -> dict:
         q = ctx.Queue()
         p = ctx.Process(target=_one, args=(name, args, q))
         p.start()
-        row = q.get()
+        row = _result(q, p, name)
         p.join()
+        if row is None:
+            rows[name] = {"error": f"the measuring process ended with exit code {p.exitcode} (its traceback is above)",
+                          "meets_target": False}
+            print(name, rows[name], flush=True)
+            continue
         ok_train = name in EXEMPT or row["train_seconds"] < TRAIN_TARGET_S
         ok_attack = args.no_attack or row["attack_seconds"] < ATTACK_TARGET_S
         row["meets_target"] = bool(ok_train and ok_attack)

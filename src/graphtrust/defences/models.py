@@ -167,19 +167,17 @@ class SVDGCN(nn.Module):
         """``(N, N)`` non-negative rank-``rank`` approximation of the weighted adjacency."""
         if self.rank > n:
             raise ValueError(f"rank {self.rank} exceeds the number of nodes {n}")
-        w = _weights(edge_index, edge_weight, torch.empty(0))
+        w = _weights(edge_index, edge_weight, torch.empty(0, device=edge_index.device))
         key = (edge_index.data_ptr(), edge_index.size(1), n)
         if edge_weight is None and self._cache is not None and self._cache[0] == key:
             return self._cache[1]
         adj = torch.zeros(n, n, dtype=w.dtype, device=edge_index.device).index_put(
             (edge_index[0], edge_index[1]), w, accumulate=True)
-        g = torch.Generator(device="cpu").manual_seed(0)  # a fixed sketch: the same graph, the same matrix
-        state = torch.random.get_rng_state()
-        torch.random.set_rng_state(g.get_state())
-        try:
+        # a fixed sketch: the same graph, the same matrix; svd_lowrank draws from the global
+        # generator of adj's device (the CUDA one on a GPU), restored afterwards
+        with torch.random.fork_rng(devices=[adj.device] if adj.device.type == "cuda" else []):
+            torch.manual_seed(0)
             u, s, v = torch.svd_lowrank(adj, q=self.rank, niter=4)
-        finally:
-            torch.random.set_rng_state(state)
         low = ((u * s) @ v.t()).clamp_min(0.0)
         if edge_weight is None:
             self._cache = (key, low.detach())
