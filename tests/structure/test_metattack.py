@@ -308,6 +308,8 @@ def test_block_rows_are_few_for_small_graphs_and_bounded_for_large():
     assert block_rows(2810) == 703  # four row blocks: the scan skips the lower triangle of three
     big = block_rows(169_343)
     assert 8 <= big < 169_343 and big * 169_343 <= max(BLOCK_ENTRIES, 8 * 169_343)
+    assert block_rows(169_343, "cuda") > big  # a GPU gets larger blocks
+    assert block_rows(2810, "cuda") == 703
 
 
 def test_pair_scores_blocks_tile_the_dense_matrix():

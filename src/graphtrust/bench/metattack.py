@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> dict:
         data, name = datasets.load(args.dataset, lcc=True), f"{args.dataset} (LCC)"
     split = stratified_split(data.y, args.train, 0.1, seed=0)
     n = data.num_nodes
-    rows = args.block_rows or block_rows(n)
+    rows = args.block_rows or block_rows(n, dev)
     out: dict = {"dataset": name, "nodes": n, "edges": data.edge_index.size(1) // 2, "features": data.num_features,
                  "labelled": int(split.train.numel()), "steps": args.steps, "block_rows": rows,
                  "a_meta_whole_matrix": args.block_rows is None and n * n <= WHOLE_ENTRIES}
