@@ -108,7 +108,7 @@ def test_defences_bench_does_not_wait_for_a_child_that_died():
         q = ctx.Queue()
         p = ctx.Process(target=target, args=(q,))
         p.start()
-        assert _result(q, p, "x", poll_s=0.2) == expected
+        assert _result(q, p, poll_s=0.2) == expected
         p.join()
 
 

@@ -56,7 +56,7 @@ def _one(name: str, args: argparse.Namespace, out) -> None:
     out.put(row)
 
 
-def _result(q, p, name: str, poll_s: float = 1.0):
+def _result(q, p, poll_s: float = 1.0):
     """The row the child process ``p`` puts on ``q``, or ``None`` if it exits without one
     (an error in a defence must not leave the benchmark waiting forever)."""
     import queue
@@ -83,7 +83,7 @@ def run(args: argparse.Namespace) -> dict:
         q = ctx.Queue()
         p = ctx.Process(target=_one, args=(name, args, q))
         p.start()
-        row = _result(q, p, name)
+        row = _result(q, p)
         p.join()
         if row is None:
             rows[name] = {"error": f"the measuring process ended with exit code {p.exitcode} (its traceback is above)",

@@ -454,7 +454,7 @@ def _greedy(keys, n, score_fn, budget, deg_clean, ll_constraint, desc, show_prog
     inserted = torch.empty(budget, dtype=torch.bool)
     for i in progress(range(budget), desc=desc, enabled=show_progress):
         scores = score_fn(Propagation.from_keys(keys, n, dtype))
-        step = rows or (n if getattr(scores, "whole", None) is not None else block_rows(n, dev))
+        step = rows or (n if scores.whole is not None else block_rows(n, dev))
         lonely = deg <= 1
         best_vals, best_idx = [], []
         for r0 in range(0, n - 1, step):
