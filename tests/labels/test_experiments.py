@@ -1,17 +1,8 @@
 import pytest
-import torch
 
 from graphtrust import config, datasets
 from graphtrust.labels import bin_pair
-from graphtrust.labels.experiments import (
-    ATTACKS,
-    Attacker,
-    accuracy_table,
-    complete,
-    merge,
-    representations,
-    run,
-)
+from graphtrust.labels.experiments import ATTACKS, Attacker, cost, representations
 from graphtrust.labels.protocol import corrected_protocol
 
 
@@ -45,55 +36,34 @@ def test_representations_project_both_runs_on_one_basis(data):
     assert 0.0 <= rep["poisoned_probe"] <= 1.0 and rep["clean_accuracy"] > rep["poisoned_accuracy"]
 
 
-def test_tiny_run_is_complete_and_mergeable(data, monkeypatch):
+def test_main_table_on_the_harness_runs_in_parts_and_resumes(data, monkeypatch, tmp_path):
+    from graphtrust import experiment
+    from graphtrust.labels import summary
+    from graphtrust.labels.cells import ATTACK_CELLS
+
     monkeypatch.setattr(datasets, "load", lambda name, **kw: data)
     sz = config.Sizes("label_poisoning", "quick", {
-        **config.sizes("label_poisoning", "quick"), "pool_size": {"cora_ml": 30}, "budgets": (0.2,),
-        "attacks": ("random", "sgc-bin"), "splits": (0,), "pitfall_splits": (0,), "validation": 60,
+        **config.sizes("label_poisoning", "quick"), "pool_size": {"cora_ml": 30}, "budgets": (0.1, 0.2),
+        "attacks": ("random", "sgc-bin"), "victims": ("gcn", "mlp"), "sweep_victims": ("gcn",), "splits": (0, 1),
         "epochs": 30, "patience": 10})
-    r = run(sz, show_progress=False)
-    e = r.data["datasets"]["cora_ml"]
-    assert "pitfalls" not in e  # the pitfall rows are the label_pitfalls experiment (labels.cells)
-    assert set(e["attacks"]) == {"random", "sgc-bin"} and len(e["attacks"]["sgc-bin"]["0.2"]["gcn"]) == 1
-    assert set(e["cost"]) == set(ATTACKS)
-    rows = accuracy_table(r, "cora_ml")
-    assert rows[0]["attack"] == "clean" and "20 %" in rows[1]
-    r2 = run(config.Sizes("label_poisoning", "quick", {**sz, "victims": ("mlp",)}), show_progress=False)
-    m = merge(r, r2)
-    assert set(m.data["victims"]) == {"gcn", "mlp"}
-    assert set(m.data["datasets"]["cora_ml"]["attacks"]["random"]["0.2"]) == {"gcn", "mlp"}
-    assert len(m.provenance["runs"]) == 2
-    with pytest.raises(ValueError, match="in both runs"):
-        merge(r, r)  # the same splits twice
-    # a part that adds a budget to a finished sweep (same splits): new cells, clean re-run must agree
-    r4 = run(config.Sizes("label_poisoning", "quick", {**sz, "victims": ("mlp",), "sweep_victims": ("gcn", "mlp"),
-                                                       "budgets": (0.1,)}), show_progress=False)
-    m4 = merge(m, r4)
-    e4 = m4.data["datasets"]["cora_ml"]
-    assert e4["attacks"]["sgc-bin"]["0.1"] == {"mlp": r4.data["datasets"]["cora_ml"]["attacks"]["sgc-bin"]["0.1"]["mlp"]}
-    assert e4["attacks"]["sgc-bin"]["0.2"] == m.data["datasets"]["cora_ml"]["attacks"]["sgc-bin"]["0.2"]
-    assert e4["splits"]["mlp"] == [0] and "mlp/sgc-bin/0.1" in e4["chosen"] and m4.data["budgets"] == [0.1, 0.2]
-    with pytest.raises(ValueError, match="in both runs"):
-        merge(m4, r4)
-    r4.data["datasets"]["cora_ml"]["clean"]["mlp"] = [0.0]
-    with pytest.raises(ValueError, match="different clean accuracies"):
-        merge(m, r4)
-    swept = config.Sizes("label_poisoning", "quick", {**sz, "victims": ("mlp",), "sweep_victims": ("mlp",),
-                                                      "budgets": (0.1, 0.2), "datasets": ("cora_ml",)})
-    assert complete(m, swept) is False and complete(m4, swept)  # the sweep needs every budget
-    r3 = run(config.Sizes("label_poisoning", "quick", {**sz, "splits": (1,), "pitfall_splits": (1,),
-                                                       "budgets": (0.1, 0.2)}), show_progress=False)
-    m3 = merge(r, r3)  # a new split extends every cell and the record of splits
-    e3 = m3.data["datasets"]["cora_ml"]
-    assert e3["attacks"]["sgc-bin"]["0.2"]["gcn"] == e["attacks"]["sgc-bin"]["0.2"]["gcn"] + \
-        r3.data["datasets"]["cora_ml"]["attacks"]["sgc-bin"]["0.2"]["gcn"]
-    assert e3["splits"]["gcn"] == [0, 1]
-    assert len(e3["chosen"]["gcn/clean/0.0"]) == 2 and m3.data["splits"] == [0, 1]
-    assert m3.data["budgets"] == [0.1, 0.2] and len(e3["attacks"]["random"]["0.1"]["gcn"]) == 1  # a budget only r3 ran
-    assert set(e3["budget_flips"]) == {"0.1", "0.2"}
-    two = config.Sizes("label_poisoning", "quick", {**sz, "splits": (0, 1), "pitfall_splits": (0, 1)})
-    assert complete(r, two) is False and complete(m3, two)
-    assert torch.isfinite(torch.tensor(e["clean"]["gcn"])).all()
+    grid = ATTACK_CELLS.grid(sz)
+    # clean per victim and pool; GCN (sweep) at both budgets, MLP at the main budget only
+    assert len(grid) == 2 * 2 + 2 * 2 * 2 + 2 * 1 * 2
+    monkeypatch.setattr(ATTACK_CELLS, "sizes", lambda profile=None: sz)
+    out = tmp_path / "att.jsonl"
+    part = experiment.run(ATTACK_CELLS, out=out, only={"victim": ["mlp"]}, show_progress=False)
+    assert len(part.records) == 2 + 2 * 2
+    whole = experiment.run(ATTACK_CELLS, out=out, show_progress=False)  # resumes: the GCN cells only
+    assert whole.complete(grid) and len(experiment.load(out).records) == len(grid)
+    rec = whole.records
+    assert set(rec[rec.victim == "mlp"].budget) == {0.0, 0.2} and set(rec[rec.victim == "gcn"].budget) == {0.0, 0.1, 0.2}
+    att = rec[rec.attack != "clean"]
+    assert (att.flips >= 1).all() and (att[att.attack == "sgc-bin"].pair != "").all()
+    assert rec.accuracy.between(0, 1).all()
+    cov = summary.coverage(rec)
+    assert cov.loc[("cora_ml", "gcn"), "budgets"] == "10 %, 20 %" and cov.loc[("cora_ml", "mlp"), "pools"] == 2
+    secs = cost(data, 0.2, 30, attacks=("random", "sgc-bin"))
+    assert set(secs) == {"random", "sgc-bin"} and all(v >= 0 for v in secs.values())
 
 
 def test_pitfall_experiment_on_the_harness(data, monkeypatch, tmp_path):
@@ -131,6 +101,7 @@ def test_saved_full_run_converts_to_records_with_the_same_tables():
 
     from graphtrust.labels import summary
     from graphtrust.results import Result, mean_std
+    from graphtrust.training import summarize
 
     path = Path(__file__).parents[2] / "book" / "results" / "label_poisoning_full.json"
     old = Result.load(path)
@@ -139,11 +110,10 @@ def test_saved_full_run_converts_to_records_with_the_same_tables():
     for name, entry in old.data["datasets"].items():
         for victim in entry["clean"]:
             table = mean_std(rec[(rec.dataset == name) & (rec.victim == victim)], "attack", "budget", "accuracy")
-            for row in accuracy_table(old, name, victim):
-                for col, text in row.items():
-                    if col == "attack" or not text:
-                        continue
-                    budget = 0.0 if row["attack"] == "clean" else float(col.rstrip(" %")) / 100
-                    assert table.loc[row["attack"], budget] == text, (name, victim, row["attack"], col)
-                    checked += 1
-    assert checked >= 376  # every cell of the saved chapter tables (two datasets, four victims)
+            cells = [("clean", 0.0, entry["clean"][victim])] + [
+                (a, float(b), per_v[victim]) for a, per_b in entry["attacks"].items()
+                for b, per_v in per_b.items() if victim in per_v]
+            for attack, budget, values in cells:
+                assert table.loc[attack, budget] == summarize(values).format(100), (name, victim, attack, budget)
+                checked += 1
+    assert checked == rec.groupby(["dataset", "victim", "attack", "budget"]).ngroups >= 344  # 2 datasets, 4 victims

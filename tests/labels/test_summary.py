@@ -16,17 +16,49 @@ def _result():
                                       "datasets": {"cora_ml": entry}})
 
 
-def test_coverage_lists_pools_budgets_and_trainers():
-    rows = {r["victim"]: r for r in summary.coverage(_result())}
-    assert rows["gcn"]["pools"] == 2 and rows["gcn"]["budgets"] == "10 %, 20 %"
-    assert rows["gat"]["budgets"] == "20 %" and rows["gcn"]["trained"] == "one model at a time: 1 pool; batched: 1 pool"
+def test_coverage_lists_pools_budgets_and_cells():
+    rec = summary.records(_result()).assign(_seconds=1800.0)
+    cov = summary.coverage(rec)
+    gcn, gat = cov.loc[("cora_ml", "gcn")], cov.loc[("cora_ml", "gat")]
+    assert gcn.pools == 2 and gcn.budgets == "10 %, 20 %" and gcn.attacks == 6 and gcn.cells == 2 + 6 * 2 * 2
+    assert gat.budgets == "20 %" and gat.clean and gat.hours == pytest.approx(0.5 * (2 + 12))
+    assert summary.budget_label(rec) == "GCN at 10, 20 %; GAT at 20 %"
+    assert summary.full_sweep(rec, "cora_ml", "gcn") and not summary.full_sweep(rec, "cora_ml", "gat")  # one budget
+    cut = rec[~((rec.victim == "gcn") & (rec.attack == "sgc") & (rec.split == 1) & (rec.budget == 0.1))]
+    assert not summary.full_sweep(cut, "cora_ml", "gcn")
 
 
-def test_victim_table_puts_victims_side_by_side():
-    rows = summary.victim_table(_result(), "cora_ml")
-    assert rows[0] == {"attack": "clean", "gcn": "81.0 ± 1.4", "gat": "79.0 ± 0.0"}
-    sgc_bin = next(r for r in rows if r["attack"] == "sgc-bin")
-    assert sgc_bin["gcn"].startswith("52.0") and sgc_bin["gat"].startswith("54.0")
+def test_claims_compare_attacks_on_the_pools_they_share():
+    rec = summary.records(_result())
+    cut = rec[~((rec.attack == "sgc-bin") & (rec.split == 1))]  # a run stopped before sgc-bin's second pool
+    kept = summary.common_pools(cut[cut.attack != "clean"])
+    gcn20 = kept[(kept.victim == "gcn") & (kept.budget == 0.2)]
+    assert set(gcn20.split) == {0} and gcn20.attack.nunique() == 6
+    c = summary.claims(cut)
+    cell = next(x for x in c["cells"] if x["victim"] == "gcn" and x["budget"] == 0.2)
+    assert cell["new"] == pytest.approx(51.0) and cell["previous"] == pytest.approx(59.0)  # split 0 only
+
+
+def test_not_rerun_keeps_only_what_the_new_run_lacks():
+    old = summary.records(_result())
+    new = old[(old.victim == "gcn") & (old.budget.isin([0.0, 0.2]))].assign(accuracy=0.0)
+    left = summary.not_rerun(old, new)
+    assert set(zip(left.victim, left.budget)) == {("gcn", 0.1), ("gat", 0.0), ("gat", 0.2)}
+    assert summary.not_rerun(old, None) is old and len(summary.not_rerun(old, old)) == 0
+
+
+def test_budget_curves_and_explorer_read_records():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from graphtrust.labels.explorer import budget_curves, explorer
+
+    rec = summary.records(_result())
+    ax = budget_curves(rec, "cora_ml", "gcn", ["random", "sgc-bin", "absent"])
+    assert len(ax.lines) >= 1 and "2 pools" in ax.get_title()
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels == ["clean", "random", "sgc-bin"]
+    explorer({"a": rec, "b": rec[rec.victim == "gat"]})  # builds the widgets and renders once
 
 
 def test_claims_measure_the_gap_to_the_previous_best_and_the_bin_gain():

@@ -9,7 +9,8 @@
 * :mod:`.ensemble` — many victims of one architecture trained at once (the protocols' workhorse).
 * :mod:`.protocol` also holds the paper's tuned defender (:func:`~.protocol.tuned_protocol`, Optuna).
 * :mod:`.cells` — the chapter's experiments on the harness (``label_pitfalls``, ``label_attacks``).
-* :mod:`.experiments`, :mod:`.summary`, :mod:`.explorer` — the main-table run, tables and claims, widget.
+* :mod:`.experiments` — attacks by name (:class:`~.experiments.Attacker`) and their cost.
+* :mod:`.summary`, :mod:`.explorer` — coverage, claims and tables on flat records; the widget.
 """
 
 from .attacks import (

@@ -1,20 +1,19 @@
-"""Summaries of a saved label-poisoning run: what it covers, every victim side by side, and
-the paper's claims measured on it.
+"""Summaries of label-poisoning runs: what they cover and the paper's claims measured on them.
 
-All functions read a :class:`~graphtrust.results.Result` of :func:`.experiments.run` (or a
-merge of several) and return plain rows that the chapter renders as tables.
+All functions read flat records (pandas), the harness's format: the ``label_attacks`` and
+``label_pitfalls`` experiments' ``Run.records``, or :func:`records` of the older nested-dict
+run (``label_poisoning_full.json``).
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Any
 
 from ..results import Result, t_half_width
-from ..training import summarize
 from .experiments import PREVIOUS
 
-__all__ = ["NEW", "defender_effect", "claims_table", "records", "pitfall_records", "coverage", "victim_table", "claims", "pitfall_drops", "protocol_effect"]
+__all__ = ["NEW", "defender_effect", "claims_table", "records", "pitfall_records", "coverage", "not_rerun",
+           "budget_label", "common_pools", "full_sweep", "claims", "pitfall_drops", "protocol_effect"]
 
 #: the paper's attacks (true-label knowledge); the older ones are ``experiments.PREVIOUS``
 NEW = ("sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")
@@ -66,40 +65,56 @@ def pitfall_records(result: Result) -> Any:
     return pd.DataFrame(rows)
 
 
-def coverage(result: Result) -> list[dict[str, Any]]:
-    """One row per (dataset, victim): pools (splits), budgets and how the models were trained,
-    with the run's number of parts, compute hours and machines."""
-    parts = result.provenance.get("runs", [dict(result.provenance, created=result.created, seconds=result.seconds)])
-    prov = {"parts": len(parts), "hours": round(sum(q.get("seconds") or 0 for q in parts) / 3600, 1),
-            "machines": "; ".join(sorted({f"{q['device']}, torch {q['torch']}" for q in parts}))}
+def coverage(records) -> Any:
+    """What a run of flat records covers: one row per (dataset, victim) with its pools,
+    budgets, cells and, for harness runs, the compute hours of its cells.
+
+    ``records``: the ``label_attacks`` experiment's records (or :func:`records` of an older
+    run), optionally with a ``run`` column, which then leads the index.
+    """
+    import pandas as pd
+
+    keys = [k for k in ("run", "dataset", "victim") if k in records]
     rows = []
-    for name, entry in result.data["datasets"].items():
-        splits = entry.get("splits", {v: result.data["splits"] for v in entry["clean"]})
-        trainer = entry.get("trainer", {})
-        for victim in entry["clean"]:
-            budgets = sorted({float(b) for per_b in entry["attacks"].values() for b, per_v in per_b.items()
-                              if victim in per_v})
-            kinds = Counter(trainer.get(victim, ["one model at a time"] * len(splits[victim])))
-            rows.append({"dataset": name, "victim": victim, "pools": len(splits[victim]),
-                         "budgets": ", ".join(f"{round(100 * b)} %" for b in budgets),
-                         "trained": "; ".join(f"{k}: {n} pool{'' if n == 1 else 's'}" for k, n in kinds.items()),
-                         **prov})
-    return rows
+    for key, g in records.groupby(keys, sort=False):
+        budgets = sorted(b for b in g.budget.unique() if b > 0)
+        row = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
+        row.update(pools=g.split.nunique(), budgets=", ".join(f"{round(100 * b)} %" for b in budgets),
+                   attacks=g.loc[g.attack != "clean", "attack"].nunique(), cells=len(g),
+                   clean="clean" in set(g.attack))
+        if "_seconds" in g:
+            row["hours"] = round(g._seconds.sum() / 3600, 2)
+        rows.append(row)
+    return pd.DataFrame(rows).set_index(keys)
 
 
-def victim_table(result: Result, dataset: str, budget: float | None = None) -> list[dict[str, Any]]:
-    """Rows ``{attack, <victim>: "mean ± std"}`` at one budget (default: the main budget), in %."""
-    entry = result.data["datasets"][dataset]
-    b = str(result.data["main_budget"] if budget is None else budget)
-    victims = [v for v in ("gcn", "gat", "appnp", "mlp") if v in entry["clean"]]
-    victims += [v for v in entry["clean"] if v not in victims]
-    rows = [{"attack": "clean", **{v: summarize(entry["clean"][v]).format(100) for v in victims}}]
-    for attack, per_b in entry["attacks"].items():
-        cell = per_b.get(b, {})
-        if any(v in cell for v in victims):
-            rows.append({"attack": attack, **{v: summarize(cell[v]).format(100) if v in cell else ""
-                                              for v in victims}})
-    return rows
+def not_rerun(old, new) -> Any:
+    """The records of ``old`` whose (dataset, victim, budget) has no record in ``new``.
+
+    An older run stays on show only for what a re-run with today's code has not replaced.
+    """
+    if new is None or len(new) == 0:
+        return old
+    done = set(zip(new.dataset, new.victim, new.budget.round(6)))
+    keep = [(d, v, round(b, 6)) not in done for d, v, b in zip(old.dataset, old.victim, old.budget)]
+    return old[keep]
+
+
+def budget_label(records) -> str:
+    """``"GCN at 20 %; MLP at 5, 10, 15, 20, 30 %"``: the victims and budgets ``records`` (or
+    the ``cells`` of :func:`claims`) hold, for titles."""
+    parts = []
+    for victim, g in records[records.budget > 0].groupby("victim", sort=False):
+        parts.append(f"{victim.upper()} at {', '.join(str(round(100 * b)) for b in sorted(g.budget.unique()))} %")
+    return "; ".join(parts)
+
+
+def full_sweep(records, dataset: str, victim: str) -> bool:
+    """Whether ``records`` hold, for ``victim`` on ``dataset``, every attack at every budget
+    (two or more) on every pool: a complete rectangle, so budget curves compare like with like."""
+    g = records[(records.dataset == dataset) & (records.victim == victim) & (records.budget > 0)]
+    shape = g.attack.nunique() * g.budget.nunique() * g.split.nunique()
+    return g.budget.nunique() > 1 and len(g.drop_duplicates(["attack", "budget", "split"])) == shape
 
 
 def _paired_ci(df, name, victim, budget, a, b, level: float = 0.95) -> str:
@@ -129,6 +144,17 @@ def ci_bounds(cis) -> Any:
                          "high": [float(p[1]) if len(p) > 1 else float("nan") for p in parts]})
 
 
+def common_pools(records, cell=("dataset", "victim", "budget")) -> Any:
+    """``records`` restricted, per ``cell``, to the pools (``split``) that every attack of the
+    cell holds. Records without a ``split`` column are returned as they are."""
+    if "split" not in records or records.empty:
+        return records
+    keys = [k for k in cell if k in records]
+    n_att = records.groupby(keys).attack.transform("nunique")
+    n_here = records.groupby([*keys, "split"]).attack.transform("nunique")
+    return records[n_here == n_att]
+
+
 def claims(records) -> dict[str, Any]:
     """The paper's claims on attack strength, measured on main-table ``records``.
 
@@ -138,9 +164,11 @@ def claims(records) -> dict[str, Any]:
     strongest previous attack − under the strongest new one (points; positive: the new
     attacks are stronger). ``bin_gain`` = multi-class − BIN accuracy per surrogate (positive:
     BIN stronger). ``rank``: attacks by their accuracy averaged over the cells that hold
-    them all (lower = stronger), pseudo-label variants included.
+    them all (lower = stronger), pseudo-label variants included. A cell is measured on the
+    pools that every one of its attacks holds (:func:`common_pools`), so a run stopped
+    part-way compares attacks on the same pools.
     """
-    df = records[records.attack != "clean"]
+    df = common_pools(records[records.attack != "clean"])
     means = df.groupby(["dataset", "victim", "budget", "attack"], sort=False).accuracy.mean() * 100
     clean = records[records.attack == "clean"].groupby(["dataset", "victim"]).accuracy.mean() * 100
     cells, bin_rows = [], []
