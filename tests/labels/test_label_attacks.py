@@ -89,6 +89,27 @@ def test_authors_ntk_variant_follows_its_formula(graph):
         gcn_ntk(data.x, data.edge_index, variant="qpcert")
 
 
+@pytest.mark.parametrize("layout", ["dense", "csr"])
+def test_ntk_from_sparse_features_equals_the_dense_formula(graph, layout):
+    """Bag-of-words features take the Gram path S (X Xᵀ) S; it must equal the dense formula."""
+    import math
+
+    from graphtrust.graph import normalized_sparse
+
+    data, _, _ = graph
+    gen = torch.Generator().manual_seed(1)
+    x = data.x.double() * (torch.rand(data.x.shape, generator=gen, dtype=torch.float64) < 0.1)  # 90 % zeros
+    theta = gcn_ntk(x.to_sparse_csr() if layout == "csr" else x, data.edge_index)
+    s = normalized_sparse(data.edge_index, data.num_nodes).double().to_dense()
+    sig = s @ x @ x.t() @ s
+    d = sig.diagonal().sqrt()
+    q = d[:, None] * d[None, :]
+    u = (sig / q).clamp(-1, 1)
+    e = q * (u * (math.pi - torch.arccos(u)) + torch.sqrt(1 - u**2)) / math.pi
+    th = s @ e @ s + s @ (sig * (math.pi - torch.arccos(u)) / math.pi) @ s
+    assert torch.allclose(theta, th, rtol=1e-7, atol=1e-10)
+
+
 @pytest.mark.parametrize("binary", [False, True])
 def test_linear_surrogate_attack_is_the_exact_optimum(graph, binary):
     data, pool, test = graph

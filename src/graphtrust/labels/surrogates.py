@@ -77,14 +77,22 @@ def lafak_map(
 
 
 def _relu_kernels(sigma: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Arc-cosine kernels of a ReLU: ``E = q·κ₁(u)`` and ``Ė = κ₀(u)``, ``u = Σ_ij / q_ij``."""
+    """Arc-cosine kernels of a ReLU: ``E = q·κ₁(u)`` and ``Ė = κ₀(u)``, ``u = Σ_ij / q_ij``.
+
+    ``(N, N)`` each; computed with in-place steps, so two ``N × N`` temporaries beyond the
+    outputs instead of one per operation.
+    """
     d = sigma.diagonal().clamp_min(1e-30).sqrt()
-    q = d[:, None] * d[None, :]
-    u = (sigma / q).clamp(-1.0, 1.0)
-    theta = torch.arccos(u)
-    e = q * (u * (math.pi - theta) + torch.sqrt((1 - u * u).clamp_min(0))) / math.pi
-    e_dot = (math.pi - theta) / math.pi
-    return e, e_dot
+    q = torch.outer(d, d)
+    u = torch.div(sigma, q).clamp_(-1.0, 1.0)
+    e_dot = torch.arccos(u).neg_().add_(math.pi)  # π − θ
+    e = torch.mul(u, e_dot).add_(u.mul(u).neg_().add_(1.0).clamp_min_(0.0).sqrt_()).mul_(q).div_(math.pi)
+    return e, e_dot.div_(math.pi)
+
+
+def _sandwich(s: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``S M S`` for a symmetric sparse CSR ``S`` and a symmetric dense ``M: (N, N)``."""
+    return s @ (s @ m).t()
 
 
 def gcn_ntk(x: torch.Tensor, edge_index: torch.Tensor, relu_layers: int = 1, variant: str = "exact") -> torch.Tensor:
@@ -103,20 +111,32 @@ def gcn_ntk(x: torch.Tensor, edge_index: torch.Tensor, relu_layers: int = 1, var
     """
     if variant not in ("exact", "authors"):
         raise ValueError(f"variant must be 'exact' or 'authors', got {variant!r}")
-    s = normalized_sparse(edge_index, x.size(0)).double()
-    xs = torch.sparse.mm(s, x.double())
-    sigma = xs @ xs.t()
-    theta = sigma.clone()
-    if variant == "authors":
-        relu_layers = 2
-        sst = torch.sparse.mm(s, s.to_dense().t())
-    for _ in range(relu_layers):
-        e, e_dot = _relu_kernels(sigma)
-        sigma = torch.sparse.mm(s, torch.sparse.mm(s, e).t()).t()
-        if variant == "authors":
-            theta = sigma + theta * sst * e_dot
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        s = normalized_sparse(edge_index, x.size(0)).double().to_sparse_csr()
+        x = x.double()
+        dense = x.to_dense() if x.layout != torch.strided else x
+        if x.layout != torch.strided or dense.count_nonzero() < 0.3 * dense.numel():
+            # S (X Xᵀ) S: the Gram matrix from the sparse features costs nnz(X)·N, not N²·D
+            xc = x.to_sparse_csr() if x.layout != torch.sparse_csr else x
+            sigma = _sandwich(s, xc @ dense.t().contiguous())
         else:
-            theta = sigma + torch.sparse.mm(s, torch.sparse.mm(s, theta * e_dot).t()).t()
+            xs = s @ dense
+            sigma = xs @ xs.t()
+        theta = sigma.clone()
+        if variant == "authors":
+            relu_layers = 2
+            sst = s @ s.to_dense().t()
+        for _ in range(relu_layers):
+            e, e_dot = _relu_kernels(sigma)
+            sigma = _sandwich(s, e)
+            del e
+            if variant == "authors":
+                theta = sigma + theta * sst * e_dot
+            else:
+                theta = sigma + _sandwich(s, theta.mul_(e_dot))
     return theta
 
 
