@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from ..graph import normalized_sparse
+from ..graph import as_operator, normalized_sparse
 
 __all__ = ["sgc_features", "sgc_map", "lafak_map", "gcn_ntk", "ntk_map"]
 
@@ -116,12 +116,11 @@ def gcn_ntk(x: torch.Tensor, edge_index: torch.Tensor, relu_layers: int = 1, var
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
         s = normalized_sparse(edge_index, x.size(0)).double().to_sparse_csr()
-        x = x.double()
-        dense = x.to_dense() if x.layout != torch.strided else x
-        if x.layout != torch.strided or dense.count_nonzero() < 0.3 * dense.numel():
+        op = as_operator(x.double())  # CSR when mostly zero (bag-of-words)
+        dense = op.to_dense() if op.layout != torch.strided else op
+        if op.layout != torch.strided:
             # S (X Xᵀ) S: the Gram matrix from the sparse features costs nnz(X)·N, not N²·D
-            xc = x.to_sparse_csr() if x.layout != torch.sparse_csr else x
-            sigma = _sandwich(s, xc @ dense.t().contiguous())
+            sigma = _sandwich(s, op.to_sparse_csr() @ dense.t().contiguous())
         else:
             xs = s @ dense
             sigma = xs @ xs.t()
