@@ -71,3 +71,43 @@ def test_scalegun_benchmark_reports_its_fields():
     assert rec["nodes"] == 20_000 and rec["batch"] == 100
     assert rec["update_seconds"] > 0 and rec["repropagation_seconds"] > 0 and rec["speedup"] > 0
     assert rec["max_abs_error"] <= rec["error_bound_max"] + 1e-6
+
+
+def test_scalegun_experiment_on_the_harness_gives_every_table(tmp_path):
+    from graphtrust import config, experiment
+    from graphtrust.unlearning import cells, tables
+
+    tiny = dict(num_nodes=300, num_classes=3, avg_degree=6, homophily=0.85, num_features=10, feature_signal=0.8,
+                seed=7)
+    sizes = dict(datasets=("tiny",), kinds=("edge", "node"), methods=("scalegun", "cgu", "retrain"), requests=2,
+                 batch={"edge": 4, "node": 2, "feature": 2}, r_max_rel=1e-7, lam=1e-2, alpha=0.1, eps=1.0,
+                 delta=1e-4, bound_requests=3, rmax_grid=(1e-9, 1e-1), efficacy_nodes=6, synthetic={"tiny": tiny},
+                 cost_batch=5, lazy=dict(datasets=("tiny",), alphas=(0.1, 1.0), r_max=(1e-3,),
+                                         methods=("scalegun", "retrain"), requests=3, batch=4), runtime="-")
+    config.register_sizes("scalegun-test", quick=sizes, full=sizes)
+    exp = experiment.Experiment("scalegun-test", cells.grid, cells.measure)
+    # the cells that read Cora read the tiny graph here
+    grid = exp.grid(exp.sizes("quick"))
+    assert {c["part"] for c in grid.cells()} == {"utility", "bounds", "rmax", "lazy", "efficacy", "cost"}
+    grid = experiment.Grid(tuple(tuple((k, ("tiny",) if k == "dataset" else v) for k, v in b) for b in grid.blocks))
+    run = experiment.run(exp, grid=grid, out=tmp_path / "sg.jsonl", profile="quick", show_progress=False)
+    assert run.complete(grid) and len(run.cells) == 2 * 3 + 1 + 2 + 2 * 2 + 1 + 1
+    rec = run.records
+    util = tables.utility_frame(rec)
+    assert list(util.index) == [("tiny", "edge"), ("tiny", "node")] and (util["removed"] == [8, 4]).all()
+    assert (util["max. bound / budget"] <= 1).all() and (util["|ScaleGUN − retrain| (pts)"] <= 5).all()
+    curves = tables.curves(rec)
+    assert len(curves) == 2 * 3 * 3 and (curves[curves.step == 0].removed == 0).all()
+    b = tables.bounds_frame(rec)
+    assert list(b.index) == [1, 2, 3] and (b["true"] <= b["data_dependent"] + 1e-12).all()
+    rm = tables.rmax_frame(rec)
+    assert rm.loc[1e-9, "approximation"] <= rm.loc[1e-1, "approximation"]
+    lazy = tables.lazy_frame(rec)
+    assert len(lazy) == 4 and (lazy.xs("retrain", level="method").retrains == 3).all()
+    assert set(tables.efficacy_frame(rec).index) == {"scalegun", "cgu", "retrain"}
+    assert list(tables.cost_frame(rec).index) == ["tiny"]
+    claims = tables.claims(rec, cells.settings(exp.sizes("quick")))
+    assert len(claims) == 4 and set(claims.verdict) <= {"reproduced", "partly", "not reproduced"}
+    # resuming the saved file measures nothing and gives the same records
+    again = experiment.run(exp, grid=grid, out=tmp_path / "sg.jsonl", profile="quick", show_progress=False)
+    assert again.records.drop(columns="_run").equals(rec.drop(columns="_run"))

@@ -6,6 +6,9 @@
   regression, Newton-step removal, gradient-residual accounting with the approximation
   term, retraining when the budget would be exceeded; baselines (retraining, CGU).
 * :mod:`.efficacy` — the deleted-data replay test and a membership-inference check.
+* :mod:`.experiments` — the methods by name (``Unlearner``: ScaleGUN, CGU, retraining)
+  and what the chapter measures with them; :mod:`.cells` — the chapter's experiment
+  ``scalegun`` on the harness; :mod:`.tables`, :mod:`.figures` — its tables and figures.
 """
 
 from .propagation import Graph, LazyPropagation, exact_embedding, sgc_weights

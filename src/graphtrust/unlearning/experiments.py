@@ -1,4 +1,4 @@
-"""The ScaleGUN chapter's experiments: removal sequences, costs, bounds and efficacy.
+"""Removal sequences, costs, bounds and efficacy: what the ScaleGUN chapter measures.
 
 :class:`Unlearner` runs one method on one graph through a sequence of removal requests:
 
@@ -9,7 +9,8 @@
 * ``"retrain"`` — exact re-propagation + training from scratch (the reference).
 
 Every request records the test accuracy, the time split into embedding update and model
-update, the certificate's parts and whether the model was retrained.
+update, the certificate's parts and whether the model was retrained. The chapter's
+experiment (:mod:`.cells`, ``scalegun`` on the harness) measures its cells with these.
 """
 
 from __future__ import annotations
@@ -21,11 +22,11 @@ from typing import Any
 import torch
 
 from .. import datasets
-from ..results import Result
 from .certified import CertifiedLinear, preprocess
 from .propagation import SGC2, Graph, LazyPropagation, exact_embedding
 
-__all__ = ["Unlearner", "Problem", "load_problem", "requests", "run_sequence", "cgu_edge_worst_case"]
+__all__ = ["Unlearner", "Problem", "load_problem", "requests", "run_sequence", "cgu_edge_worst_case", "bounds_trace",
+           "rmax_tradeoff", "efficacy", "cost_on"]
 
 METHODS = ("scalegun", "cgu", "retrain")
 KINDS = ("edge", "node", "feature")
@@ -301,79 +302,3 @@ def cost_on(problem: Problem, batch: int, r_max_rel: float = 1e-7, seed: int = 1
             "embedding_seconds": rec["embedding_seconds"], "model_seconds": rec["model_seconds"],
             "flushed": rec["flushed"], "causes": rec["causes"],
             "repropagation_seconds": reprop, "retrain_seconds": retrain}
-
-
-def lazy_sweep(names, alphas, r_maxes, methods, count: int, batch: int, **kw) -> list[dict[str, Any]]:
-    """Edge-removal sequences with an *absolute* push threshold, so that residues stay
-    unpushed and the certificate's approximation term is non-zero: one row per dataset ×
-    α × r_max × method with the accuracy before and after, the mean and largest
-    approximation term, the largest model-level bound over the budget, flushes and retrains."""
-    rows = []
-    for name in names:
-        p = load_problem(name)
-        reqs = requests(p, "edge", count, batch)
-        for alpha in alphas:
-            for r_max in r_maxes:
-                for method in methods:
-                    seq = run_sequence(p, method, "edge", reqs, r_max=r_max, alpha=alpha, **kw)
-                    st = seq["steps"]
-                    approx = [s.get("model_approximation", 0.0) for s in st]
-                    rows.append({"dataset": name, "alpha": alpha, "r_max": r_max, "method": method,
-                                 "accuracy_before": seq["initial_accuracy"], "accuracy_after": st[-1]["accuracy"],
-                                 "approximation_mean": sum(approx) / len(approx), "approximation_max": max(approx),
-                                 "bound_over_budget": max(s.get("model_total", 0.0) / s["budget"] if "budget" in s
-                                                          else 0.0 for s in st),
-                                 "flushes": seq["flushes"], "retrains": seq["retrains"]})
-    return rows
-
-
-def run(sz=None, show_progress: bool = True) -> Result:
-    """Everything the chapter shows, in the active profile's sizes."""
-    from .. import config
-    from ..progress import progress
-
-    sz = sz or config.sizes("scalegun")
-    start = time.perf_counter()
-    kw = dict(r_max_rel=sz.r_max_rel, lam=sz.lam, alpha=sz.alpha, eps=sz.eps, delta=sz.delta)
-    out: dict[str, Any] = {"settings": dict(kw), "datasets": {}}
-    for name in sz.datasets:
-        p = load_problem(name)
-        entry: dict[str, Any] = {"nodes": p.num_nodes, "edges": int(p.edge_index.size(1) // 2),
-                                 "features": p.x.size(1), "train": p.train.numel(), "utility": {}}
-        jobs = [(k, m) for k in sz.kinds for m in sz.methods]
-        for kind, method in progress(jobs, desc=f"{name}: removal sequences", enabled=show_progress):
-            reqs = requests(p, kind, sz.requests, sz.batch[kind])
-            entry["utility"].setdefault(kind, {})[method] = run_sequence(p, method, kind, reqs, **kw)
-        out["datasets"][name] = entry
-    p = load_problem("cora")
-    out["bounds"] = bounds_trace(p, requests(p, "edge", sz.bound_requests, 1, seed=2), **kw)
-    out["rmax"] = rmax_tradeoff(p, sz.rmax_grid, requests(p, "edge", 1, sz.batch["edge"], seed=3)[0],
-                                **{k: v for k, v in kw.items() if k != "r_max_rel"})
-    lz = sz.lazy
-    out["lazy"] = lazy_sweep(lz["datasets"], lz["alphas"], lz["r_max"], lz["methods"], lz["requests"], lz["batch"],
-                             lam=sz.lam, eps=sz.eps, delta=sz.delta)
-    out["efficacy"] = efficacy(p, nodes=sz.efficacy_nodes, **kw)
-    out["cost"] = {}
-    for label, opts in sz.synthetic.items():
-        sp = load_problem("sbm", **opts)
-        out["cost"][label] = cost_on(sp, sz.cost_batch, **kw)
-    out["cost"]["cora"] = cost_on(p, sz.cost_batch, **kw)
-    return Result("scalegun", out, seconds=time.perf_counter() - start)
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse
-
-    from .. import config
-
-    parser = argparse.ArgumentParser(description="Run the ScaleGUN chapter's experiments and save them.")
-    parser.add_argument("--out", required=True, help="JSON file to write")
-    args = parser.parse_args(argv)
-    result = run(config.sizes("scalegun"))
-    result.save(args.out)
-    print(f"saved {args.out} ({result.seconds:.0f} s, profile {result.provenance['profile']})")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

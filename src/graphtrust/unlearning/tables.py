@@ -1,47 +1,79 @@
 """The ScaleGUN chapter's tables as DataFrames, and its claims against the paper's.
 
-Every function takes ``Result.data`` of :func:`~.experiments.run` (this run or a saved
-one) and returns a :class:`pandas.DataFrame`; the chapter shows them as they are.
+Every function takes the records of the harness experiment ``scalegun``
+(:mod:`.cells`; ``Run.records``, this run or a saved one) and returns a
+:class:`pandas.DataFrame`; the chapter shows them as they are.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
 
 import pandas as pd
 
-__all__ = ["utility_frame", "cost_frame", "rmax_frame", "lazy_frame", "lazy_certified", "efficacy_frame", "claims"]
+__all__ = ["utility_frame", "curves", "cost_frame", "bounds_frame", "rmax_frame", "lazy_frame", "lazy_certified",
+           "efficacy_frame", "claims"]
 
 
-def utility_frame(data: Mapping[str, Any]) -> pd.DataFrame:
-    """Per dataset and request kind: test accuracy (%) after the last request for each
-    method, ScaleGUN's retrain count and the largest ratio of its model-level residual
-    bound to the budget (runs saved before the model-level certificate hold the largest
-    class's bound: ``bound level`` says which)."""
-    rows = []
-    for name, entry in data["datasets"].items():
-        for kind, u in entry["utility"].items():
-            steps = u["scalegun"]["steps"]
-            model_level = all("model_total" in s for s in steps)
-            rows.append({"dataset": name, "request": kind, "removed": sum(s["items"] for s in steps),
-                         **{f"{m} (%)": 100 * u[m]["steps"][-1]["accuracy"] for m in u},
-                         "ScaleGUN retrains": u["scalegun"]["retrains"],
-                         "max. bound / budget": max(s.get("model_total", s["total"]) / s["budget"] for s in steps),
-                         "bound level": "model" if model_level else "largest class"})
-    out = pd.DataFrame(rows).set_index(["dataset", "request"])
-    out["|ScaleGUN − retrain| (pts)"] = (out["scalegun (%)"] - out["retrain (%)"]).abs()
+def _part(records: pd.DataFrame, part: str) -> pd.DataFrame:
+    """The records of one part of the ``scalegun`` experiment, without the columns it lacks."""
+    out = records[records["part"] == part]
+    if out.empty:
+        raise ValueError(f"the run holds no {part!r} cells")
+    return out.dropna(axis=1, how="all").convert_dtypes(convert_string=False)  # counts as integers again
+
+
+def _sequences(records: pd.DataFrame, part: str, keys: list[str]) -> pd.DataFrame:
+    """Per sequence (``keys``): removed items, accuracy before and after (%), the count of
+    retrains and flushes, the largest model-level bound over the budget and the
+    approximation term's mean and largest value over the requests."""
+    steps = _part(records, part).sort_values("step")
+    served = steps[steps.step > 0].assign(
+        ratio=lambda d: d.model_total / d.budget if "model_total" in d else 0.0,
+        approx=lambda d: d.model_approximation if "model_approximation" in d else 0.0)
+    g = served.groupby(keys)
+    out = pd.DataFrame({
+        "removed": g.removed.max(),
+        "accuracy_before": 100 * steps[steps.step == 0].set_index(keys).accuracy,
+        "accuracy_after": 100 * g.accuracy.last(),
+        "retrains": g.retrained.sum().astype(int),
+        "flushes": g.flushed.sum().astype(int),
+        "bound_over_budget": g.ratio.max().fillna(0.0),
+        "approximation_mean": g.approx.mean().fillna(0.0),
+        "approximation_max": g.approx.max().fillna(0.0),
+        "certified": g.certified.all() if "certified" in served else True,
+    })
     return out
 
 
-def cost_frame(data: Mapping[str, Any]) -> pd.DataFrame:
+def utility_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """Per dataset and request kind: test accuracy (%) after the last request for each
+    method, ScaleGUN's retrain count and the largest ratio of its model-level residual
+    bound to the budget, and ScaleGUN's distance to retraining."""
+    seq = _sequences(records, "utility", ["dataset", "kind", "method"])
+    acc = seq.accuracy_after.unstack("method").rename(columns=lambda m: f"{m} (%)")
+    sg = seq.xs("scalegun", level="method")
+    out = pd.concat([seq.removed.xs("scalegun", level="method"), acc,
+                     sg.retrains.rename("ScaleGUN retrains"), sg.bound_over_budget.rename("max. bound / budget")],
+                    axis=1)
+    out["|ScaleGUN − retrain| (pts)"] = (out["scalegun (%)"] - out["retrain (%)"]).abs()
+    return out.rename_axis(["dataset", "request"])
+
+
+def curves(records: pd.DataFrame) -> pd.DataFrame:
+    """The utility sequences step by step: dataset, kind, method, items removed so far,
+    accuracy (%) and whether the step retrained; for :func:`~.figures.utility_figure`."""
+    steps = _part(records, "utility").sort_values("step")
+    return steps.assign(step=steps.step.astype(int), accuracy=100 * steps.accuracy,
+                        retrained=steps.retrained.fillna(False).astype(bool))[
+        ["dataset", "kind", "method", "step", "removed", "accuracy", "retrained"]]
+
+
+def cost_frame(records: pd.DataFrame) -> pd.DataFrame:
     """Seconds of one batch of edge removals per graph: ScaleGUN's embedding and model
     updates (flushing when needed) against exact re-propagation and retraining, and the
     speed-ups of the embedding update and of the whole request."""
-    out = pd.DataFrame(data["cost"]).T
-    out.index.name = "graph"
-    for col in ("embedding_seconds", "model_seconds", "repropagation_seconds", "retrain_seconds"):
-        out[col] = out[col].astype(float)
+    out = _part(records, "cost").set_index("dataset").rename_axis("graph")
     out["embedding speed-up"] = out.repropagation_seconds / out.embedding_seconds
     out["request speed-up"] = ((out.repropagation_seconds + out.retrain_seconds)
                                / (out.embedding_seconds + out.model_seconds))
@@ -50,35 +82,37 @@ def cost_frame(data: Mapping[str, Any]) -> pd.DataFrame:
     return out[keep]
 
 
-def rmax_frame(data: Mapping[str, Any]) -> pd.DataFrame:
+def bounds_frame(records: pd.DataFrame) -> pd.DataFrame:
+    """The bound trace on Cora, one row per single-edge request: the true residual, our
+    data-dependent bound, its approximation part, CGU's worst case and the budget."""
+    b = _part(records, "bounds").astype({"step": int}).set_index("step").sort_index()
+    return b[["true", "data_dependent", "approximation", "worst_case", "budget"]]
+
+
+def rmax_frame(records: pd.DataFrame) -> pd.DataFrame:
     """The r_max trade-off: update time, pushes, the largest entry error, the
     approximation term and the budget per relative r_max."""
-    out = pd.DataFrame(data["rmax"]).set_index("r_max_rel")
+    out = _part(records, "rmax").set_index("r_max_rel").sort_index()
     out["update (ms)"] = 1e3 * out.pop("update_seconds")
     return out[["r_max", "update (ms)", "pushes", "max_error", "approximation", "budget"]]
 
 
-def efficacy_frame(data: Mapping[str, Any]) -> pd.DataFrame:
+def efficacy_frame(records: pd.DataFrame) -> pd.DataFrame:
     """The replay and membership tests per method: deleted nodes (and all nodes)
     predicted as the trigger class, and the member rate of the deleted nodes, before and
     after unlearning."""
-    e = data["efficacy"]
     keys = ["deleted_as_trigger_before", "deleted_as_trigger_after", "all_as_trigger_before",
             "all_as_trigger_after", "member_rate_before", "member_rate_after"]
-    out = pd.DataFrame({m: {k: e[m][k] for k in keys} for m in ("scalegun", "cgu", "retrain")}).T
-    out.index.name = "method"
-    return out
+    return _part(records, "efficacy").set_index("method")[keys]
 
 
-def lazy_frame(data: Mapping[str, Any]) -> pd.DataFrame | None:
+def lazy_frame(records: pd.DataFrame) -> pd.DataFrame:
     """The laziness sweep (absolute r_max × α), one row per dataset × α × r_max × method:
-    accuracy before and after the requests, the approximation term (mean, largest), the
-    largest model-level bound over the budget, flushes and retrains; ``None`` for runs
-    saved before the sweep existed."""
-    if "lazy" not in data:
-        return None
-    out = pd.DataFrame(data["lazy"]).set_index(["dataset", "alpha", "r_max", "method"])
-    return out.assign(**{"accuracy_before": 100 * out.accuracy_before, "accuracy_after": 100 * out.accuracy_after})
+    accuracy before and after the requests (%), the approximation term (mean, largest), the
+    largest model-level bound over the budget, flushes and retrains."""
+    seq = _sequences(records, "lazy", ["dataset", "alpha", "r_max", "method"])
+    return seq[["accuracy_before", "accuracy_after", "approximation_mean", "approximation_max",
+                "bound_over_budget", "flushes", "retrains"]]
 
 
 def lazy_certified(lazy: pd.DataFrame) -> pd.DataFrame:
@@ -88,45 +122,44 @@ def lazy_certified(lazy: pd.DataFrame) -> pd.DataFrame:
     return sg[(sg.approximation_mean > 0) & (sg.flushes == 0) & (sg.retrains == 0)]
 
 
-def claims(data: Mapping[str, Any], saved: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """The paper's claims against this run (and a saved full run): what the paper says,
-    what we measured, a verdict and the measured cause of any gap."""
-    u = utility_frame(data)
+def claims(records: pd.DataFrame, settings: Mapping[str, float], saved: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The paper's claims against this run (and a saved full run's cost): what the paper
+    says, what we measured, a verdict and the measured cause of any gap. ``settings`` are
+    the run's (:func:`~.cells.settings`): the utility runs' relative ``r_max`` and α."""
+    u = utility_frame(records)
     rows = []
     gap = float(u["|ScaleGUN − retrain| (pts)"].max())
-    r_used = data["settings"]["r_max_rel"]
-    rm = rmax_frame(data)
+    r_used = settings["r_max_rel"]
+    rm = rmax_frame(records)
     exact = r_used in rm.index and float(rm.loc[r_used, "approximation"]) == 0.0
     cause = (f"at the utility runs' relative r_max ({r_used:.0e}) the approximation term is zero on Cora: these "
              "runs test the certified Newton step, not lazy propagation" if exact else "")
-    lz = lazy_frame(data)
-    if lz is not None:
-        sg = lz.xs("scalegun", level="method")
-        lazy_ok = lazy_certified(lz)
-        if len(lazy_ok):
-            a = lazy_ok.index.get_level_values("alpha").min()
-            low = sg.xs(sg.index.get_level_values("alpha").min(), level="alpha").accuracy_after.mean()
-            cause += (f"; laziness certified without a flush needs α ≥ {a:g} (noise {a / data['settings']['alpha']:g}× "
-                      "the utility runs'), "
-                      f"where accuracy is {lazy_ok.xs(a, level='alpha').accuracy_after.mean():.1f} % against "
-                      f"{low:.1f} % at the smallest α (laziness sweep)")
-        else:
-            cause += "; no setting of the laziness sweep certified a non-zero approximation term without a flush"
+    lz = lazy_frame(records)
+    sg = lz.xs("scalegun", level="method")
+    lazy_ok = lazy_certified(lz)
+    if len(lazy_ok):
+        a = lazy_ok.index.get_level_values("alpha").min()
+        low = sg.xs(sg.index.get_level_values("alpha").min(), level="alpha").accuracy_after.mean()
+        cause += (f"; laziness certified without a flush needs α ≥ {a:g} (noise {a / settings['alpha']:g}× "
+                  "the utility runs'), "
+                  f"where accuracy is {lazy_ok.xs(a, level='alpha').accuracy_after.mean():.1f} % against "
+                  f"{low:.1f} % at the smallest α (laziness sweep)")
+    else:
+        cause += "; no setting of the laziness sweep certified a non-zero approximation term without a flush"
     rows.append({"claim": "accuracy comparable to retraining", "paper": "comparable (no table read)",
                  "ours": f"within {gap:.2f} pts of retraining after the last request, every setting",
                  "verdict": ("partly" if exact else "reproduced") if gap <= 1.0 else "not reproduced",
                  "measured cause": cause})
     worst = float(u["max. bound / budget"].max())
-    level = "model level" if (u["bound level"] == "model").all() else "per class (run saved before the model-level certificate)"
     rows.append({"claim": "(ε, δ)-certified sequential removal", "paper": "certified, bound kept under budget",
-                 "ours": f"every step certified, {level}; largest bound / budget {worst:.2e}",
+                 "ours": f"every step certified at the model level; largest bound / budget {worst:.2e}",
                  "verdict": "reproduced" if worst <= 1.0 else "partly",
                  "measured cause": "our bound adds the lazy approximation term; the authors' signed residue sum "
                                    "is not a bound"})
-    for label, d in (("this run", data), ("full, saved", saved)):
-        if d is None:
+    for label, recs in (("this run", records), ("full, saved", saved)):
+        if recs is None:
             continue
-        c = cost_frame(d)
+        c = cost_frame(recs)
         big = c.index[c.nodes.astype(int).argmax()]
         r = c.loc[big]
         verdict = "partly" if r["request speed-up"] > 1 else "not reproduced"
@@ -138,11 +171,11 @@ def claims(data: Mapping[str, Any], saved: Mapping[str, Any] | None = None) -> p
                              f"{r.repropagation_seconds + r.retrain_seconds:.2f} s "
                              f"(×{r['request speed-up']:.2f}; embeddings ×{r['embedding speed-up']:.0f})",
                      "verdict": verdict, "measured cause": cause})
-    e = data["efficacy"]
-    ok = all(e[m]["deleted_as_trigger_after"] <= e["retrain"]["deleted_as_trigger_after"] + 1 for m in ("scalegun",))
+    e = efficacy_frame(records)
+    ok = e.loc["scalegun", "deleted_as_trigger_after"] <= e.loc["retrain", "deleted_as_trigger_after"] + 1
     rows.append({"claim": "deleted data stop influencing the model (replay test)", "paper": "passes (no table read)",
-                 "ours": f"deleted nodes as trigger class: {e['scalegun']['deleted_as_trigger_before']} → "
-                         f"{e['scalegun']['deleted_as_trigger_after']} (retrain: "
-                         f"{e['retrain']['deleted_as_trigger_after']})",
+                 "ours": f"deleted nodes as trigger class: {e.loc['scalegun', 'deleted_as_trigger_before']:.0f} → "
+                         f"{e.loc['scalegun', 'deleted_as_trigger_after']:.0f} (retrain: "
+                         f"{e.loc['retrain', 'deleted_as_trigger_after']:.0f})",
                  "verdict": "reproduced" if ok else "not reproduced", "measured cause": ""})
     return pd.DataFrame(rows).set_index("claim")
