@@ -37,9 +37,10 @@ def test_execution_table_reads_nbclient_timings(tmp_path):
 
 
 def test_bench_prints_json_last(tmp_path):
+    # one thread: these check fields, not speed, and the test workers run side by side
     env = {**os.environ, "TQDM_DISABLE": "1"}
     out = subprocess.run(
-        [sys.executable, "-m", "graphtrust.bench", "gcn", "--epochs", "3", "--repeats", "1"],
+        [sys.executable, "-m", "graphtrust.bench", "gcn", "--threads", "1", "--epochs", "3", "--repeats", "1"],
         capture_output=True, text=True, env=env, check=True,
     ).stdout.strip().splitlines()
     record = json.loads(out[-1])

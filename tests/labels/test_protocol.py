@@ -100,9 +100,10 @@ def test_label_poisoning_benchmark_times_every_attack():
     import subprocess
     import sys
 
+    # one thread: these check fields, not speed, and the test workers run side by side
     env = {**os.environ, "TQDM_DISABLE": "1"}
     out = subprocess.run(
-        [sys.executable, "-m", "graphtrust.bench", "label_poisoning", "--dataset", "citeseer_npz", "--pool", "60",
+        [sys.executable, "-m", "graphtrust.bench", "label_poisoning", "--threads", "1", "--dataset", "citeseer_npz", "--pool", "60",
          "--no-accuracy", "--victims", "mlp"],
         capture_output=True, text=True, env=env, check=True,
     ).stdout.strip().splitlines()

@@ -68,9 +68,10 @@ def test_run_produces_tables_transfer_and_prefixes(tmp_path):
 
 
 def test_metattack_benchmark_reports_speed_and_floor():
+    # one thread: these check fields, not speed, and the test workers run side by side
     env = {**os.environ, "TQDM_DISABLE": "1"}
     out = subprocess.run(
-        [sys.executable, "-m", "graphtrust.bench", "metattack", "--dataset", "polblogs", "--flips", "2",
+        [sys.executable, "-m", "graphtrust.bench", "metattack", "--threads", "1", "--dataset", "polblogs", "--flips", "2",
          "--steps", "5"],
         capture_output=True, text=True, env=env, check=True,
     ).stdout.strip().splitlines()

@@ -64,8 +64,9 @@ def test_bounds_rmax_and_efficacy(problem):
 
 
 def test_scalegun_benchmark_reports_its_fields():
+    # one thread: these check fields, not speed, and the test workers run side by side
     env = {**os.environ, "TQDM_DISABLE": "1"}
-    out = subprocess.run([sys.executable, "-m", "graphtrust.bench", "scalegun", "--size", "small", "--no-model"],
+    out = subprocess.run([sys.executable, "-m", "graphtrust.bench", "scalegun", "--threads", "1", "--size", "small", "--no-model"],
                          capture_output=True, text=True, env=env, check=True).stdout.strip().splitlines()
     rec = json.loads(out[-1])
     assert rec["nodes"] == 20_000 and rec["batch"] == 100

@@ -99,6 +99,20 @@ def _labels():
     return None, step
 
 
+def _label_meta():
+    from .. import datasets
+    from ..labels.experiments import Attacker
+    from ..labels.protocol import corrected_protocol
+
+    data = datasets.load("cora_ml", lcc=True)
+    split = corrected_protocol(pool_size=140).draw(data.y, 0)
+
+    def step(_):
+        Attacker(data).attack("meta", 0.2, split.train, split.test)
+
+    return None, step
+
+
 def _graphdlg():
     from .. import config
     from ..leakage.methods import Problem, run_method
@@ -144,6 +158,7 @@ def _scalegun():
 LOOPS: dict[str, tuple[str, Callable[[], tuple[Any, Callable[[Any], None]]]]] = {
     "metattack": ("exact Meta-Self, Cora-ML, 3 flips, T = 100", _metattack),
     "label_poisoning": ("SGC-BIN at 20 % + the corrected protocol's GCN ensemble (quick sizes), Cora-ML", _labels),
+    "label_meta": ("the meta attack on labels (gradients through training) at 20 %, Cora-ML", _label_meta),
     "graphdlg": ("GraphDLG (client-side auxiliaries) on 4 MUTAG victims", _graphdlg),
     "scalegun": ("ScaleGUN: one batch of 100 edge removals, arxiv-sized graph", _scalegun),
 }

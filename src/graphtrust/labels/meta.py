@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..graph import as_operator, normalized_sparse
+from ..threads import adapt
 from .attacks import LabelAttack, bin_pair, check_pool, eligible
 
 __all__ = ["ksubset_marginals", "meta_attack"]
@@ -171,6 +172,7 @@ def meta_attack(
     waited = 0
     with torch.enable_grad():
         for _ in range(outer_steps):
+            adapt()  # thread count follows the machine's load (graphtrust.threads)
             soft = ksubset_marginals(logits, budget)
             hard = _hard_selection(logits.detach(), cand_node, pool.numel(), budget)
             select = hard + soft - soft.detach()
