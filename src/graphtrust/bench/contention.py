@@ -82,15 +82,22 @@ def _metattack():
     return None, step
 
 
-def _labels():
+def _cora_ml_pool():
+    """Cora-ML, the corrected protocol in quick sizes and its first pool (the label loops' setting)."""
     from .. import config, datasets
-    from ..labels.experiments import Attacker
-    from ..labels.protocol import corrected_protocol, evaluate
+    from ..labels.protocol import corrected_protocol
 
     sz = config.sizes("label_poisoning", "quick")
     data = datasets.load("cora_ml", lcc=True)
     protocol = corrected_protocol(pool_size=140, folds=sz.folds, grid=sz.grid, epochs=sz.epochs, patience=sz.patience)
-    split = protocol.draw(data.y, 0)
+    return data, protocol, protocol.draw(data.y, 0)
+
+
+def _labels():
+    from ..labels.experiments import Attacker
+    from ..labels.protocol import evaluate
+
+    data, protocol, split = _cora_ml_pool()
 
     def step(_):
         labels = Attacker(data).attack("sgc-bin", 0.2, split.train, split.test).labels
@@ -100,12 +107,9 @@ def _labels():
 
 
 def _label_meta():
-    from .. import datasets
     from ..labels.experiments import Attacker
-    from ..labels.protocol import corrected_protocol
 
-    data = datasets.load("cora_ml", lcc=True)
-    split = corrected_protocol(pool_size=140).draw(data.y, 0)
+    data, _, split = _cora_ml_pool()
 
     def step(_):
         Attacker(data).attack("meta", 0.2, split.train, split.test)
