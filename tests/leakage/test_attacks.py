@@ -145,34 +145,44 @@ def test_top_edges():
     assert torch.equal(a, torch.tensor([[0, 1, 0], [1, 0, 1], [0, 1, 0.0]]))
 
 
-def test_experiments_run_end_to_end(tmp_path):
+def test_ablations_experiment_end_to_end(tmp_path):
+    from graphtrust import experiment
     from graphtrust.leakage import experiments
-    from graphtrust.results import Result
+    from graphtrust.leakage.cells import ABLATIONS
 
-    sz = dict(config.sizes("graphdlg", "quick"))
-    sz.update(victims=3, iters=5, client_aux=40, random_aux=40, decoder_epochs=5, decoder_hidden=32,
-              pictures=2, ablation_victims=2, aux_counts=(10,), batch_sizes=(1, 2), architectures=((32, 1),),
-              noise_grid=(0.0, 0.1), prune_grid=(0.9,), defence_epochs=1)
-    res = experiments.run(sz)
-    d = res.data["datasets"]["MUTAG"]
-    assert set(d["main"]["summary"]) == {"chance", "prior", *sz["methods"]}
-    assert len(d["main"]["reconstructions"]["dlg"]) == 2
-    assert set(d["defences"]["noise"]) == {"0.0", "0.1"} and "accuracy" in d["defences"]["prune"]["0.9"]
-    back = Result.load(res.save(tmp_path / "r.json"))
-    assert back.data["datasets"]["MUTAG"]["main"]["summary"]["dlg"]["structure_auc"]["n"] == 2  # pictured victims
-    frame = experiments.variants_frame(back.data["datasets"]["MUTAG"]["ablations"]["aux_counts"], "auxiliary graphs")
+    base = dict(config.sizes("graphdlg", "quick"))
+    base.update(victims=3, iters=5, client_aux=40, random_aux=40, decoder_epochs=5, decoder_hidden=32,
+                pictures=2, ablation_victims=2, aux_counts=(10,), batch_sizes=(1, 2), architectures=((32, 1),),
+                noise_grid=(0.0, 0.1), prune_grid=(0.9,), defence_epochs=1)
+    sz = config.Sizes("graphdlg", "test", base)
+    grid = ABLATIONS.grid(sz)
+    assert [c["part"] for c in grid.cells()] == list(experiments.PARTS)
+    run = experiment.run(ABLATIONS, grid=grid, out=tmp_path / "abl.jsonl", show_progress=False, context={"sizes": sz})
+    df = experiment.load(tmp_path / "abl.jsonl").records  # what was saved is what the chapter reads
+    assert len(df) == len(run.records)
+    pics = df[df.part == "pictures"]
+    assert set(pics.method) == {"victim", "prior", *sz["methods"]} and sorted(pics.victim.unique()) == [0, 1]
+    frame = experiments.variants_frame(df, "aux_counts", "auxiliary graphs")
     assert list(frame.index) == ["10"] and frame["structure_auc", "mean"].between(0, 1).all()
+    assert len(experiments.variants_frame(df, "structure")) == 4 and len(experiments.variants_frame(df, "features")) == 5
+    assert list(experiments.batch_frame(df).index) == [1, 2]
+    assert list(experiments.architectures_frame(df).index) == ["32x1"]
+    noise = experiments.defence_frame(df, "noise")
+    assert list(noise.index) == [0.0, 0.1] and noise[("model", "accuracy")].between(0, 1).all()
+    assert list(experiments.defence_frame(df, "prune").index) == [0.9]
+    with pytest.raises(KeyError, match="no records of part"):
+        experiments.defence_frame(df[df.part != "noise"], "noise")
 
     import matplotlib
 
     matplotlib.use("Agg")
     from graphtrust.leakage.explorer import draw_reconstructions, explorer
 
-    main = back.data["datasets"]["MUTAG"]["main"]
-    axes = draw_reconstructions(main["victims"][0], {"dlg": main["reconstructions"]["dlg"][0]})
+    by = {(m, v): r for m, v, r in zip(pics.method, pics.victim, pics.to_dict("records"))}
+    axes = draw_reconstructions(by["victim", 0], {"dlg": by["dlg", 0]})
     assert len(axes) == 2 and "edges right" in axes[1].get_title()
-    experiments.plot_defences(back.data["datasets"]["MUTAG"]["defences"], no_gradient={"structure_auc": 0.7})
-    explorer(back.data, "MUTAG", experiments.LABELS)  # builds the widgets and renders once
+    experiments.plot_defences(df, no_gradient={"structure_auc": 0.7})
+    explorer(df, experiments.LABELS)  # builds the widgets and renders once
 
 
 def test_retrieval_finds_an_isomorphic_copy_and_graphdlg_recovers_it_exactly(mutag, model):

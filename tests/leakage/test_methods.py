@@ -71,7 +71,9 @@ def test_bad_input_is_refused(prob):
     from graphtrust.leakage import experiments
 
     with pytest.raises(ValueError, match="pool has"):
-        experiments.ablations(prob, dict(SIZES, batch_sizes=(1, len(prob.pool) + 2), ablation_victims=1))
+        experiments.measure_part(prob, dict(SIZES, batch_sizes=(1, len(prob.pool) + 2), ablation_victims=1), "batch")
+    with pytest.raises(ValueError, match="unknown part"):
+        experiments.measure_part(prob, SIZES, "everything")
 
 
 def test_restarts_keep_the_best_run_and_a_start_is_used(prob):

@@ -3,10 +3,10 @@ import os
 import subprocess
 import sys
 
+import pandas as pd
 import torch
 
 from graphtrust import config
-from graphtrust.structure import experiments
 from graphtrust.structure.explorer import summary_at
 
 
@@ -18,23 +18,47 @@ def _tiny_sizes():
     return config.Sizes("metattack", "test", base)
 
 
-def test_run_produces_tables_transfer_and_prefixes(tmp_path):
-    result = experiments.run(_tiny_sizes(), show_progress=False)
-    entry = result.data["datasets"]["polblogs"]
-    assert entry["main_flips"] == 16 and entry["budget_flips"] == [0, 16, 33]
-    assert len(entry["attacks"]["meta-self"]["flips"]) == 33  # the sweep ran to the largest budget
-    assert set(entry["attacks"]["meta-self"]["at_budget"]) == {"0.001", "0.002"}
-    assert set(entry["attacks"]["dice"]["at_budget"]) == {"0.001"}
-    assert set(entry["transfer"]) == {"clean->clean", "clean->poisoned", "poisoned->clean", "poisoned->poisoned"}
-    rows = experiments.misclassification_table(result)
-    assert [r["attack"] for r in rows] == ["clean", "dice", "meta-self", "features only (no graph)"]
-    path = result.save(tmp_path / "r.json")
-    merged = experiments.merge(result, type(result)("metattack", {**result.data, "datasets": {"x": entry}}))
-    assert list(merged.data["datasets"]) == ["polblogs", "x"] and len(merged.provenance["runs"]) == 2
-    again = type(result).load(path)
-    s = summary_at(again, "polblogs", "meta-self", 0.002)
+def test_main_experiment_records_tables_transfer_and_prefixes(tmp_path):
+    from graphtrust import experiment
+    from graphtrust.structure import tables
+    from graphtrust.structure.cells import MAIN
+
+    sz = _tiny_sizes()
+    grid = MAIN.grid(sz)
+    assert [c["attack"] for c in grid.cells()] == ["clean", "dice", "meta-self"]
+    run = experiment.run(MAIN, grid=grid, out=tmp_path / "mt.jsonl", show_progress=False, context={"sizes": sz})
+    df = run.records
+    v = tables.victims(df)
+    assert sorted(v[v.attack == "meta-self"].flips.unique()) == [16, 33]  # the sweep ran to the largest budget
+    assert sorted(v[v.attack == "dice"].budget.unique()) == [0.001]  # not in the sweep: main budget only
+    assert set(v[v.attack == "clean"].victim) == {"gcn", "features"}
+    atk = df[(df["kind"] == "attack") & (df.attack == "meta-self")].iloc[0]
+    assert len(atk.pairs) == 33 and len(atk.surrogate_loss) == 33 and atk.edges == 16714
+    t = tables.main_table({"a": df}, "gcn", 0.001)
+    assert list(t.index.get_level_values("attack")) == ["clean", "dice", "meta-self", "features only (no graph)"]
+    assert (t["seeds"] == 1).all() and t["ours (%)"].str.contains("±").all()
+    assert tables.main_table({"a": df}, "deepwalk", 0.001).empty
+    err = tables.main_errors(df, "polblogs", 0.001)
+    assert set(err) == {"clean", "dice", "meta-self"} and all(0 <= x <= 100 for x in err.values())
+    sw = tables.sweep_frame(df)
+    assert list(sw.attack.unique()) == ["meta-self"] and list(sw.budget) == [0.0, 0.001, 0.002]
+    assert sw.error.iloc[0] == err["clean"]
+    tr = tables.transfer_table(df, "polblogs")
+    assert tr.shape == (2, 2) and set(tables.transfer_means(df, "polblogs")) == {
+        "clean->clean", "clean->poisoned", "poisoned->clean", "poisoned->poisoned"}
+    fit = tables.fit_table(df, "polblogs")
+    assert list(fit.index) == ["meta-self"] and int(fit["T"].iloc[0]) == 3
+    flips, ins = tables.attack_flips(df, "polblogs", "meta-self", 16)
+    assert flips.shape == (16, 2) and ins.shape == (16,)
+    assert torch.equal(prefix_graph_edges(flips), prefix_graph_edges(flips))
+    # resume: a second run of the same file measures nothing and gives the same records
+    again = experiment.run(MAIN, grid=grid, out=tmp_path / "mt.jsonl", show_progress=False, context={"sizes": sz})
+    assert len(again.runs) == 1 and again.records.equals(df)
+    s = summary_at(df, "polblogs", "meta-self", 0.002)
     assert s["flips"] == 33 and "gcn" in s["errors"] and 0 <= s["share_inserted"] <= 1
-    assert summary_at(again, "polblogs", "clean", 0.001)["flips"] == 0
+    assert summary_at(df, "polblogs", "clean", 0.001)["flips"] == 0
+    assert "features" not in summary_at(df, "polblogs", "clean", 0.001)["errors"]
+    assert "polblogs" in tables.provenance_line(run, "test")
 
     import ipywidgets as w
 
@@ -44,27 +68,34 @@ def test_run_produces_tables_transfer_and_prefixes(tmp_path):
     orig_vbox = w.VBox
     w.VBox = lambda children: widgets.append(children) or orig_vbox(children)
     try:
-        explorer({"a": again, "b": again})
+        explorer({"a": df, "b": df}, 0.001)
     finally:
         w.VBox = orig_vbox
-    (run, ds), (atk, bud), _out = widgets[0][0].children, widgets[0][1].children, widgets[0][2]
-    assert atk.value == "meta-self" and bud.value == 0.001 and ds.value == "polblogs"
+    (run_w, ds), (atk_w, bud), _out = widgets[0][0].children, widgets[0][1].children, widgets[0][2]
+    assert atk_w.value == "meta-self" and bud.value == 0.001 and ds.value == "polblogs"
     assert bud.label == "0.1%"  # the slider shows percentages
     bud.value = 0.002
-    atk.value = "dice"  # dice was evaluated at the main budget only
+    atk_w.value = "dice"  # dice was evaluated at the main budget only
     assert bud.options == (("0.1%", 0.001),) and bud.value == 0.001
-    atk.value = "clean"
-    run.value = "b"
-    assert atk.value == "clean"
+    atk_w.value = "clean"
+    run_w.value = "b"
+    assert atk_w.value == "clean"
     # the slider starts at the main budget even when a smaller budget comes first
-    later = type(again)("metattack", {**again.data, "main_budget": 0.002})
     widgets.clear()
     w.VBox = lambda children: widgets.append(children) or orig_vbox(children)
     try:
-        explorer({"a": later})
+        explorer({"a": df}, 0.002)
     finally:
         w.VBox = orig_vbox
     assert widgets[0][1].children[1].value == 0.002
+
+
+def prefix_graph_edges(flips):
+    from graphtrust import datasets
+    from graphtrust.structure.experiments import prefix_graph
+
+    data = datasets.load("polblogs", lcc=True)
+    return prefix_graph(data, flips, 4).edge_index
 
 
 def test_metattack_benchmark_reports_speed_and_floor():
@@ -83,25 +114,25 @@ def test_metattack_benchmark_reports_speed_and_floor():
     assert torch.get_num_threads() >= 1
 
 
-def test_a_run_in_parts_combines_into_the_whole():
+def test_a_run_in_parts_merges_into_the_whole():
     import pytest
 
+    from graphtrust import experiment
+    from graphtrust.structure.cells import MAIN
+
     sz = _tiny_sizes()
-    whole = experiments.run(sz, show_progress=False)
-    parts = [experiments.run(sz, show_progress=False, attacks=("dice",)),
-             experiments.run(sz, show_progress=False, attacks=("meta-self",), clean=False)]
-    assert "clean" not in parts[1].data["datasets"]["polblogs"]
-    both = experiments.combine(parts)
-    a, b = whole.data["datasets"]["polblogs"], both.data["datasets"]["polblogs"]
-    assert a["attacks"]["meta-self"]["flips"] == b["attacks"]["meta-self"]["flips"]
-    assert a["clean"] == b["clean"] and a["transfer"] == b["transfer"]
-    assert experiments.misclassification_table(whole) == experiments.misclassification_table(both)
-    with pytest.raises(ValueError, match=r"attacks \['dice'\] are in two parts"):
-        experiments.combine([parts[0], parts[0]])
-    with pytest.raises(ValueError, match="no clean victims"):
-        experiments.combine(parts[::-1])
+    grid = MAIN.grid(sz)
+    whole = experiment.run(MAIN, grid=grid, show_progress=False, context={"sizes": sz})
+    parts = [experiment.run(MAIN, grid=grid.only(attack=[a]), show_progress=False, context={"sizes": sz})
+             for a in ("meta-self", "clean", "dice")]  # any order: each cell stands alone
+    both = experiment.merge(*parts)
+    key = ["attack", "kind", "victim", "budget", "victim_seed", "trained_on", "evaluated_on"]
+    timing = ["_seconds", "_run", "attack_seconds", "seconds_per_flip"]
+    a = whole.records.drop(columns=timing).sort_values(key).reset_index(drop=True)
+    b = both.records.drop(columns=timing).sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b[a.columns])  # every cell seeds itself: the same numbers
     with pytest.raises(ValueError, match="not in the test profile"):
-        experiments.run(sz, attacks=("nettack",))
+        MAIN.measure({"dataset": "polblogs", "attack": "nettack"}, {"sizes": sz})
 
 
 def test_gap_cells_record_the_attack_and_its_explanations():

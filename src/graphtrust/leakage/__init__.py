@@ -9,7 +9,8 @@
 * :mod:`.graphdlg` — the GraphDLG pipeline (structure first, then features).
 * :mod:`.size` — an attacker's estimate of the node count, with bounds.
 * :mod:`.metrics` — the node-alignment protocol, feature MSE, structure AUC, edge F1.
-* :mod:`.experiments`, :mod:`.explorer` — the chapter's runs and pictures.
+* :mod:`.experiments` — pictures, ablations, defences and architectures as records;
+  :mod:`.cells` — the chapter's experiments on the harness; :mod:`.explorer` — pictures.
 """
 
 from .decoder import StructureDecoder, auxiliary_graphs, observation, train_decoder

@@ -17,6 +17,11 @@ method's family and setting are recorded beside it (:func:`~.methods.available`)
 reruns the attacks with the node count each attacker estimates (:mod:`.size`) instead of
 the true one; :func:`size_summary` sets them beside the main table's records.
 
+``graphdlg_ablations`` (dataset × model seed × part, on the profile's
+``ablation_dataset``) holds the pictures, the ablations (structure, features, auxiliary
+count, batch size), the defences (noise, pruning) and the GCN architectures; each part's
+records are described by :func:`.experiments.measure_part`.
+
 Run the full grid in parts, one thread each, and merge::
 
     GRAPHTRUST_PROFILE=full OMP_NUM_THREADS=1 python -m graphtrust.experiments graphdlg_main \\
@@ -35,12 +40,13 @@ import pandas as pd
 from .. import config
 from ..experiment import Experiment, Grid, register
 from ..results import t_half_width
+from .experiments import PARTS, measure_part
 from .methods import METHODS, Problem, available, method, run_method
 from .metrics import align_by_structure, score
 from .model import client_gradient
 from .size import NodeCount, estimate_nodes
 
-__all__ = ["MAIN", "SIZE", "main_grid", "size_grid", "measure_main", "measure_size", "node_counts", "size_summary", "shared", "summary", "gains", "mean_ci"]
+__all__ = ["MAIN", "SIZE", "ABLATIONS", "main_grid", "size_grid", "measure_main", "measure_size", "node_counts", "size_summary", "shared", "summary", "gains", "mean_ci"]
 
 
 def main_grid(sz: config.Sizes) -> Grid:
@@ -78,6 +84,19 @@ def measure_main(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, An
 
 
 MAIN = register(Experiment("graphdlg_main", main_grid, measure_main, chapter="graphdlg"))
+
+
+def ablations_grid(sz: config.Sizes) -> Grid:
+    """Every part of the ablations on the ablation dataset, with the first model seed."""
+    return Grid.product(dataset=(sz["ablation_dataset"],), model_seed=sz["model_seeds"][:1], part=PARTS)
+
+
+def measure_ablation(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """The records of one part (:func:`.experiments.measure_part`)."""
+    return measure_part(_problem(ctx, cell["dataset"], cell["model_seed"]), ctx["sizes"], cell["part"])
+
+
+ABLATIONS = register(Experiment("graphdlg_ablations", ablations_grid, measure_ablation, chapter="graphdlg"))
 
 
 def size_grid(sz: config.Sizes) -> Grid:

@@ -1,8 +1,8 @@
-"""The GraphDLG chapter's experiments: main table, ablations, defences, batches.
+"""The GraphDLG chapter's pictures, ablations, defences and architectures, as flat records.
 
-``run(sizes)`` returns a :class:`~graphtrust.results.Result`; the chapter renders its
-tables and figures from it, and ``python -m graphtrust.leakage.experiments --out F`` saves
-the full profile with its provenance (``--datasets`` and ``--merge`` run it in parts).
+The harness experiment ``graphdlg_ablations`` (:mod:`.cells`) calls :func:`measure_part`
+for one ``part`` of the grid; every function here returns records (one per victim and
+variant), and the frames below turn them into the chapter's tables with ``groupby``.
 
 Setting, the same for every method: graphs with at most ``n_max`` nodes; a seeded
 permutation splits them into the victims (first ``victims``) and the *pool* (the rest:
@@ -13,75 +13,168 @@ size 1) in float64; the attacker knows the node count ``n`` and that features ar
 
 from __future__ import annotations
 
-import argparse
-import math
-import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
-import numpy as np
+import pandas as pd
 import torch
 
-from .. import config
-from ..progress import progress
-from ..results import Result
 from .decoder import Graph
 from .methods import METHODS, Problem, run_method
-from .metrics import chance, score
+from .metrics import score
 from .model import GraphClassifier, client_gradient, defend
 
-__all__ = ["Problem", "run_method", "main_table", "run", "variants_frame", "train_with_defence", "plot_defences"]
+__all__ = ["Problem", "run_method", "PARTS", "measure_part", "pictures", "variants_frame", "batch_frame",
+           "architectures_frame", "defence_frame", "train_with_defence", "plot_defences", "copies", "has_copy"]
 
 PICTURED = ("dlg", "idlg", "graphdlg-random", "graphdlg-client")
 LABELS = {"chance": "random guess", "prior": "prior only (decoder sees n)",
           **{name: m.label for name, m in METHODS.items()}}
-
-
-def _agg(rows: Sequence[dict]) -> dict:
-    out = {}
-    for key in rows[0]:
-        v = np.array([r[key] for r in rows], dtype=float)
-        v = v[np.isfinite(v)]
-        out[key] = {"mean": float(v.mean()) if len(v) else math.nan,
-                    "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
-    return out
+#: the parts of ``graphdlg_ablations``, one cell each
+PARTS = ("pictures", "structure", "features", "aux_counts", "batch", "noise", "prune", "architectures")
+METRICS = ("feature_mse", "structure_auc", "edge_f1")
 
 
 def _scored(rec, victim) -> dict:
     a, x, y = victim
-    return score(rec.adj, rec.x, a, x).as_dict() | {"seconds": rec.seconds, "label_ok": float(rec.label == y)}
+    return score(rec.adj, rec.x, a, x).as_dict() | {"seconds": round(rec.seconds, 4), "label_ok": float(rec.label == y)}
 
 
-def main_table(p: Problem, methods: Sequence[str] = PICTURED, victims: Sequence[Graph] | None = None) -> dict:
-    """Per method: mean ± std of the metrics over ``victims``, per-victim rows and their
-    reconstructions (for pictures and the explorer). The chapter's main table comes from
-    the harness experiment ``graphdlg_main`` (:mod:`.cells`), not from here."""
-    victims = p.victims if victims is None else victims
+def pictures(p: Problem, methods: Sequence[str], count: int) -> list[dict[str, Any]]:
+    """The first ``count`` victims (``method="victim"``) and their reconstructions by the
+    prior-only decoder and ``methods``: adjacency and features as lists, with the metrics."""
     prior = _prior_decoder(p)
-    rows: dict[str, list] = {m: [] for m in ("chance", "prior", *methods)}
-    keep = p.sz["pictures"]
-    recs: dict[str, list] = {m: [] for m in ("prior", *methods)}
-    for i, (a, x, y) in enumerate(progress(victims, desc=f"{p.name} victims")):
+    out = []
+    for i, (a, x, y) in enumerate(p.victims[:count]):
         n = a.size(0)
-        grads = client_gradient(p.model, [(a, x, y)])
-        rows["chance"].append(chance(a, x, seed=i).as_dict() | {"seconds": 0.0, "label_ok": 1.0 / p.num_classes})
+        out.append({"victim": i, "method": "victim", "adj": a.tolist(), "x": x.tolist(), "label": int(y)})
         s, f = prior.decode(torch.tensor([float(n)], dtype=torch.float64), n)
-        rows["prior"].append(score(s, f, a, x).as_dict() | {"seconds": 0.0, "label_ok": math.nan})
-        if i < keep:
-            recs["prior"].append({"adj": s.tolist(), "x": f.tolist()})
+        out.append({"victim": i, "method": "prior", "adj": s.tolist(), "x": f.tolist(), **score(s, f, a, x).as_dict()})
+        grads = client_gradient(p.model, [(a, x, y)])
         for m in methods:
             r = run_method(p, m, grads, n, seed=i)
-            rows[m].append(_scored(r, (a, x, y)))
-            if i < keep:
-                recs[m].append({"adj": r.adj.tolist(), "x": r.x.tolist()})
-    bank = p.decoder("client").bank
-    with_copy = sum(has_copy(v, bank) for v in victims)
-    return {"summary": {m: _agg(v) for m, v in rows.items()}, "rows": rows, "reconstructions": recs,
-            "victims_with_copy": int(with_copy),
-            "victims": [{"adj": a.tolist(), "x": x.tolist(), "label": y} for a, x, y in victims[:keep]],
-            "decoders": {k[0] + (f"@{k[1]}" if k[1] else "") + (" (prior)" if k[2] else ""): d.info
-                         for k, d in p._decoders.items()}}
+            out.append({"victim": i, "method": m, "adj": r.adj.tolist(), "x": r.x.tolist(), **_scored(r, (a, x, y))})
+    return out
+
+
+def _variant(p: Problem, victims, label: str, method: str = "graphdlg-client", bank_filter=None,
+             **kw) -> list[dict[str, Any]]:
+    rows = []
+    for i, v in enumerate(victims):
+        extra = dict(kw)
+        if bank_filter is not None:
+            extra["bank"] = bank_filter(v)
+        r = run_method(p, method, client_gradient(p.model, [v]), v[0].size(0), seed=i, **extra)
+        rows.append({"variant": label, "method": method, "victim": i, **_scored(r, v)})
+    return rows
+
+
+def measure_part(p: Problem, sz: Mapping[str, Any], part: str) -> list[dict[str, Any]]:
+    """The records of one ``part`` of the ablations (:data:`PARTS`) on ``p``'s first
+    ``ablation_victims`` victims (``pictures``: the first ``pictures`` victims)."""
+    if part not in PARTS:
+        raise ValueError(f"unknown part {part!r}; parts: {', '.join(PARTS)}")
+    vic = p.victims[: sz["ablation_victims"]]
+    if part == "pictures":
+        return pictures(p, sz["methods"], sz["pictures"])
+    if part == "structure":
+        bank = p.decoder("client").bank
+
+        def without_copies(v):
+            drop = set(copies(v, bank))
+            return [g for j, g in enumerate(bank) if j not in drop]
+
+        return (_variant(p, vic, "learned decoder only", retrieval=0) + _variant(p, vic, "decoder + retrieval")
+                + _variant(p, vic, "decoder + retrieval, victim's isomorphic copies removed", bank_filter=without_copies)
+                + _variant(p, vic, "+ joint structure refinement (ours)", refine_structure=True))
+    if part == "features":
+        return [r for label, stage in (
+            ("best candidate's features", "candidate"), ("closed form", "closed-form"),
+            ("gradient matching from the candidate", "matching"),
+            ("closed form + gradient matching", "closed-form+matching"),
+            ("gradient matching from a random start", "random+matching"))
+            for r in _variant(p, vic, label, features=stage)]
+    if part == "aux_counts":
+        return [r for c in sz["aux_counts"] if c <= len(p.pool) for r in _variant(p, vic, str(c), f"graphdlg-client@{c}")]
+    if part == "batch":
+        too_big = [b for b in sz["batch_sizes"] if b - 1 > len(p.pool)]
+        if too_big:
+            raise ValueError(f"a batch of {max(too_big)} graphs needs {max(too_big) - 1} other graphs; "
+                             f"the client's pool has {len(p.pool)}")
+        out, gen = [], torch.Generator().manual_seed(7)
+        for b in sz["batch_sizes"]:
+            others = {i: [p.pool[j] for j in torch.randperm(len(p.pool), generator=gen)[: b - 1].tolist()]
+                      for i in range(len(vic))}
+            for m in ("idlg", "graphdlg-client"):
+                out += [{"batch": b, "method": m, "victim": i,
+                         **_scored(run_method(p, m, client_gradient(p.model, [v, *others[i]]), v[0].size(0), seed=i), v)}
+                        for i, v in enumerate(vic)]
+        return out
+    if part in ("noise", "prune"):
+        levels = sz["noise_grid"] if part == "noise" else sz["prune_grid"]
+        out = []
+        for level in levels:
+            kw = dict(noise=level, clip=sz["clip"]) if part == "noise" else dict(prune=level)
+            for m in ("idlg", "graphdlg-client"):
+                for i, v in enumerate(vic):
+                    grads = defend(client_gradient(p.model, [v]), seed=i, **kw)
+                    out.append({"level": float(level), "method": m, "victim": i,
+                                **_scored(run_method(p, m, grads, v[0].size(0), seed=i), v)})
+            out += [{"level": float(level), "method": "model", "seed": s,
+                     "accuracy": train_with_defence(p, epochs=sz["defence_epochs"], seed=s, **kw)}
+                    for s in range(sz["defence_seeds"])]
+        return out
+    if part == "architectures":
+        out = []
+        for hidden, layers in sz["architectures"]:
+            q = Problem(p.name, sz, hidden=hidden, layers=layers)
+            for m in ("dlg", "graphdlg-client"):
+                out += [{"hidden": hidden, "layers": layers, "method": m, "victim": i,
+                         **_scored(run_method(q, m, client_gradient(q.model, [v]), v[0].size(0), seed=i), v)}
+                        for i, v in enumerate(q.victims[: sz["ablation_victims"]])]
+        return out
+    raise AssertionError(part)
+
+
+def _part(df: pd.DataFrame, part: str) -> pd.DataFrame:
+    d = df[df.part == part] if "part" in df else df
+    if d.empty:
+        raise KeyError(f"no records of part {part!r}")
+    return d
+
+
+def variants_frame(df: pd.DataFrame, part: str, first: str = "variant") -> pd.DataFrame:
+    """One ablation's variants (``part``: structure, features, aux_counts) as rows, columns
+    ``(metric, "mean" | "std")`` over the victims (sample std) for feature MSE, structure
+    AUC and edge F1."""
+    d = _part(df, part)
+    return d.groupby("variant", sort=False)[list(METRICS)].agg(["mean", "std"]).rename_axis(first)
+
+
+def batch_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean structure AUC and feature MSE of iDLG and GraphDLG (client-side) per batch size."""
+    d = _part(df, "batch").astype({"batch": int})
+    out = d.pivot_table(index="batch", columns="method", values=["structure_auc", "feature_mse"], aggfunc="mean")
+    return out.swaplevel(axis=1).sort_index(axis=1).rename_axis("graphs per gradient B")
+
+
+def architectures_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean structure AUC and feature MSE of DLG and GraphDLG (client-side) per GCN width × depth."""
+    d = _part(df, "architectures").assign(GCN=lambda t: t.hidden.astype(int).astype(str) + "x" + t.layers.astype(int).astype(str))
+    out = d.pivot_table(index="GCN", columns="method", values=["structure_auc", "feature_mse"], aggfunc="mean",
+                        sort=False)
+    return out.swaplevel(axis=1).sort_index(axis=1)
+
+
+def defence_frame(df: pd.DataFrame, part: str) -> pd.DataFrame:
+    """Per defence level (``part``: noise or prune): mean metrics of iDLG and GraphDLG
+    (client-side) over the victims, and the mean accuracy of the model trained under it."""
+    d = _part(df, part)
+    att = d[d.method != "model"].pivot_table(index="level", columns="method", values=["structure_auc", "feature_mse"],
+                                             aggfunc="mean")
+    att = att.swaplevel(axis=1).sort_index(axis=1)
+    att[("model", "accuracy")] = d[d.method == "model"].groupby("level")["accuracy"].mean()
+    return att
 
 
 def _prior_decoder(p: Problem):
@@ -131,153 +224,10 @@ def has_copy(victim: Graph, bank: Sequence[tuple[torch.Tensor, torch.Tensor]]) -
     return bool(copies(victim, bank))
 
 
-def _variant_rows(p: Problem, victims, method: str = "graphdlg-client", bank_filter=None, **kw) -> dict:
-    rows = []
-    for i, v in enumerate(victims):
-        extra = dict(kw)
-        if bank_filter is not None:
-            extra["bank"] = bank_filter(v)
-        rows.append(_scored(run_method(p, method, client_gradient(p.model, [v]), v[0].size(0), seed=i, **extra), v))
-    return _agg(rows)
-
-
-def ablations(p: Problem, sz: Mapping[str, Any]) -> dict:
-    """Structure (decoder, retrieval, no copies of the victim), features (closed form vs
-    gradient matching), auxiliary count, batch size."""
-    too_big = [b for b in sz["batch_sizes"] if b - 1 > len(p.pool)]
-    if too_big:
-        raise ValueError(f"a batch of {max(too_big)} graphs needs {max(too_big) - 1} other graphs; "
-                         f"the client's pool has {len(p.pool)}")
-    vic = p.victims[: sz["ablation_victims"]]
-    bank = p.decoder("client").bank
-
-    def without_copies(v):
-        drop = set(copies(v, bank))
-        return [g for j, g in enumerate(bank) if j not in drop]
-
-    out: dict[str, Any] = {"structure": {
-        "learned decoder only": _variant_rows(p, vic, retrieval=0),
-        "decoder + retrieval": _variant_rows(p, vic),
-        "decoder + retrieval, victim's isomorphic copies removed": _variant_rows(p, vic, bank_filter=without_copies),
-        "+ joint structure refinement (ours)": _variant_rows(p, vic, refine_structure=True),
-    }}
-    out["features"] = {label: _variant_rows(p, vic, features=stage) for label, stage in (
-        ("best candidate's features", "candidate"), ("closed form", "closed-form"),
-        ("gradient matching from the candidate", "matching"), ("closed form + gradient matching", "closed-form+matching"),
-        ("gradient matching from a random start", "random+matching"))}
-    out["aux_counts"] = {str(c): _variant_rows(p, vic, f"graphdlg-client@{c}") for c in sz["aux_counts"]
-                         if c <= len(p.pool)}
-    out["batch"] = {}
-    gen = torch.Generator().manual_seed(7)
-    for b in sz["batch_sizes"]:
-        res_b = {}
-        others = {i: [p.pool[j] for j in torch.randperm(len(p.pool), generator=gen)[: b - 1].tolist()]
-                  for i in range(len(vic))}
-        for m in ("idlg", "graphdlg-client"):
-            rows = [_scored(run_method(p, m, client_gradient(p.model, [v, *others[i]]), v[0].size(0), seed=i), v)
-                    for i, v in enumerate(vic)]
-            res_b[m] = _agg(rows)
-        out["batch"][str(b)] = res_b
-    return out
-
-
-def architectures(name: str, sz: Mapping[str, Any]) -> dict:
-    """GCN width and depth: DLG and GraphDLG (client-side) for each (hidden, layers)."""
-    out = {}
-    for hidden, layers in sz["architectures"]:
-        p = Problem(name, sz, hidden=hidden, layers=layers)
-        vic = p.victims[: sz["ablation_victims"]]
-        res = {}
-        for m in ("dlg", "graphdlg-client"):
-            res[m] = _agg([_scored(run_method(p, m, client_gradient(p.model, [v]), v[0].size(0), seed=i), v)
-                           for i, v in enumerate(vic)])
-        out[f"{hidden}x{layers}"] = {"hidden": hidden, "layers": layers, **res}
-    return out
-
-
-def defences(p: Problem, sz: Mapping[str, Any]) -> dict:
-    """Recovery (GraphDLG client-side and iDLG) against noise and pruning, with the accuracy
-    of a model trained under the same defence."""
-    vic = p.victims[: sz["ablation_victims"]]
-    out = {"noise": {}, "prune": {}}
-    settings = [("noise", s, dict(noise=s, clip=sz["clip"])) for s in sz["noise_grid"]]
-    settings += [("prune", r, dict(prune=r)) for r in sz["prune_grid"]]
-    for kind, level, kw in progress(settings, desc="defences"):
-        res = {}
-        for m in ("idlg", "graphdlg-client"):
-            rows = []
-            for i, v in enumerate(vic):
-                grads = defend(client_gradient(p.model, [v]), seed=i, **kw)
-                rows.append(_scored(run_method(p, m, grads, v[0].size(0), seed=i), v))
-            res[m] = _agg(rows)
-        res["accuracy"] = float(np.mean([train_with_defence(p, epochs=sz["defence_epochs"], seed=s, **kw)
-                                         for s in range(sz["defence_seeds"])]))
-        out[kind][str(level)] = res
-    return out
-
-
-def run(sz: Mapping[str, Any], datasets_: Sequence[str] | None = None,
-        problems: Mapping[str, Problem] | None = None) -> Result:
-    """Everything the chapter shows, for the active profile's sizes ``sz``; ``problems``
-    reuses prepared datasets (their decoders are trained once)."""
-    t0 = time.perf_counter()
-    names = list(datasets_ or sz["datasets"])
-    data: dict[str, Any] = {"settings": {k: v for k, v in sz.items() if k != "runtime"}, "datasets": {}}
-    for name in names:
-        t = time.perf_counter()
-        p = (problems or {}).get(name) or Problem(name, sz)
-        entry = {"graphs": len(p.victims) + len(p.pool), "victims": len(p.victims), "n_max": p.n_max,
-                 "features": p.num_features, "classes": p.num_classes, "density": p.density,
-                 "mean_nodes": float(np.mean([a.size(0) for a, _, _ in p.victims]))}
-        entry["main"] = main_table(p, sz["methods"], victims=p.victims[: sz["pictures"]])
-        if name == sz["ablation_dataset"]:
-            entry["ablations"] = ablations(p, sz)
-            entry["defences"] = defences(p, sz)
-            entry["architectures"] = architectures(name, sz)
-        entry["seconds"] = time.perf_counter() - t
-        data["datasets"][name] = entry
-    return Result("graphdlg", data, seconds=time.perf_counter() - t0)
-
-
-def variants_frame(variants: Mapping[str, Mapping], first: str = "variant"):
-    """An ablation's variants (``{label: aggregated metrics}``) as a DataFrame: rows the
-    variants, columns ``(metric, "mean" | "std")`` over the victims for feature MSE,
-    structure AUC and edge F1 (the layout of ``groupby(...).agg(["mean", "std"])``)."""
-    import pandas as pd
-
-    data = {label: {(k, stat): s[k][stat] for k in ("feature_mse", "structure_auc", "edge_f1")
-                    for stat in ("mean", "std")} for label, s in variants.items()}
-    out = pd.DataFrame.from_dict(data, orient="index")
-    out.columns = pd.MultiIndex.from_tuples(out.columns)
-    out.index.name = first
-    return out
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m graphtrust.leakage.experiments", description=__doc__.split("\n")[0])
-    ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--datasets", nargs="*", default=None)
-    ap.add_argument("--merge", type=Path, default=None, help="add to the datasets of a saved result")
-    args = ap.parse_args(argv)
-    sz = config.sizes("graphdlg")
-    res = run(sz, args.datasets)
-    if args.merge and args.merge.exists():
-        old = Result.load(args.merge)
-        merged = dict(old.data, datasets={**old.data["datasets"], **res.data["datasets"]})
-        res = old.combined_with(res, merged)
-    res.data["complete"] = set(res.data["datasets"]) >= set(sz["datasets"])
-    res.save(args.out)
-    print(f"saved {args.out} ({res.seconds / 60:.1f} min)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
-def plot_defences(defences_: Mapping[str, Any], axes=None, no_gradient: Mapping[str, float] | None = None):
+def plot_defences(df: pd.DataFrame, axes=None, no_gradient: Mapping[str, float] | None = None):
     """Structure AUC and feature MSE of iDLG and GraphDLG (client-side) against the noise
-    scale and the pruning ratio, with the accuracy of a model trained under each defence;
+    scale and the pruning ratio (the ``noise`` and ``prune`` records of
+    ``graphdlg_ablations``), with the accuracy of a model trained under each defence;
     ``no_gradient`` (``{metric: value}``) draws the strongest no-gradient baseline's level:
     where a curve reaches it, the gradient no longer leaks anything measurable."""
     import matplotlib.pyplot as plt
@@ -288,14 +238,13 @@ def plot_defences(defences_: Mapping[str, Any], axes=None, no_gradient: Mapping[
     if axes is None:
         _, axes = plt.subplots(2, 2, figsize=(10, 6), sharey="row")
     for col, (kind, xlabel) in enumerate((("noise", "noise multiplier σ (clip C = 1)"), ("prune", "pruned fraction"))):
-        levels = sorted(defences_[kind], key=float)
-        xs = [float(v) for v in levels]
+        f = defence_frame(df, kind)
+        xs = [float(v) for v in f.index]
         xplot = [max(x, 1e-4) if kind == "noise" else x for x in xs]
         for row, metric in enumerate(("structure_auc", "feature_mse")):
             ax = axes[row][col]
             for j, m in enumerate(("idlg", "graphdlg-client")):
-                ys = [defences_[kind][v][m][metric]["mean"] for v in levels]
-                ax.plot(xplot, ys, marker="o", color=PALETTE[j], label=LABELS[m])
+                ax.plot(xplot, f[(m, metric)].to_numpy(), marker="o", color=PALETTE[j], label=LABELS[m])
             if no_gradient and metric in no_gradient:
                 ax.axhline(no_gradient[metric], color="0.3", ls=":", label="strongest no-gradient baseline")
             if col == 0:  # the rows share their y axis
@@ -304,7 +253,7 @@ def plot_defences(defences_: Mapping[str, Any], axes=None, no_gradient: Mapping[
                 ax.set_xscale("log")
             if row == 0:
                 twin = ax.twinx()
-                twin.plot(xplot, [100 * defences_[kind][v]["accuracy"] for v in levels], ls="--", color="0.4",
+                twin.plot(xplot, 100 * f[("model", "accuracy")].to_numpy(), ls="--", color="0.4",
                           marker="s", label="model accuracy (%)")
                 twin.set_ylim(0, 100)
                 if col == 1:

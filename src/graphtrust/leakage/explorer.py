@@ -71,17 +71,20 @@ def draw_reconstructions(victim: Mapping, recs: Mapping[str, Mapping], labels: M
     return axes
 
 
-def explorer(result_data: Mapping, dataset: str, labels: Mapping[str, str] | None = None):
+def explorer(df, labels: Mapping[str, str] | None = None):
     """Pick a victim and a method: the victim and its reconstruction side by side, with
-    that victim's metrics. The static book shows the first victim with every method."""
+    that victim's metrics. ``df``: the ``pictures`` records of ``graphdlg_ablations`` (one
+    row per victim and method; ``method="victim"`` holds the victim). The static book
+    shows the first victim with every method."""
     import ipywidgets as w
     import pandas as pd
     from IPython.display import display
 
-    main = result_data["datasets"][dataset]["main"]
-    victims, recs, rows = main["victims"], main["reconstructions"], main["rows"]
-    methods = [m for m in recs if recs[m]]
-    pick = w.IntSlider(value=0, min=0, max=len(victims) - 1, description="victim", continuous_update=False)
+    pics = df[df.part == "pictures"] if "part" in df else df
+    by = {(m, int(i)): row for m, i, row in zip(pics.method, pics.victim, pics.to_dict("records"))}
+    methods = [m for m in pics.method.unique() if m != "victim"]
+    n_victims = int(pics.victim.max()) + 1
+    pick = w.IntSlider(value=0, min=0, max=n_victims - 1, description="victim", continuous_update=False)
     method = w.Dropdown(options=[("all methods", "*")] + [((labels or {}).get(m, m), m) for m in methods],
                         description="method")
     out = w.Output()
@@ -94,10 +97,10 @@ def explorer(result_data: Mapping, dataset: str, labels: Mapping[str, str] | Non
     def render():
         i = pick.value
         chosen = methods if method.value == "*" else [method.value]
-        draw_reconstructions(victims[i], {m: recs[m][i] for m in chosen}, labels)
+        draw_reconstructions(by[("victim", i)], {m: by[(m, i)] for m in chosen}, labels)
         plt.tight_layout()
         plt.show()
-        table = pd.DataFrame({(labels or {}).get(m, m): {k: rows[m][i][k] for k in
+        table = pd.DataFrame({(labels or {}).get(m, m): {k: by[(m, i)][k] for k in
                                                           ("feature_mse", "structure_auc", "edge_f1")}
                               for m in chosen}).T
         display(table.rename_axis("method").round(4))

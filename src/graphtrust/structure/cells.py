@@ -1,4 +1,29 @@
-"""The Metattack chapter's gap attribution on the experiment harness (:mod:`graphtrust.experiment`).
+"""The Metattack chapter's experiments on the harness (:mod:`graphtrust.experiment`).
+
+``metattack`` is the chapter's main run: every attack of the profile on every dataset,
+
+    dataset × attack     (attack ``clean`` holds the victims on the clean graph)
+
+on one stratified 10/10/80 split (``split_seed``) with one attack seed. An attack cell runs
+the greedy attack once, to the largest budget of the sweep for the attacks in the sweep
+(the first ``k`` flips of that run *are* the ``k``-flip attack) or to the main budget, and
+gives flat records of three kinds (field ``kind``):
+
+* ``victim``: one per victim (``gcn``, ``deepwalk``, ``features``: a logistic regression
+  that ignores the graph) × budget × victim seed, with the misclassification ``error`` on
+  the unlabelled nodes and the number of ``flips`` applied;
+* ``attack``: one per cell, with the flips in the order chosen (``pairs``, ``inserted``),
+  the attack's seconds, the inner steps T and the surrogate's training loss and accuracy
+  at T for every flip;
+* ``transfer``: the transfer attack's cell only: a GCN trained on the clean or poisoned
+  graph (``trained_on``) and evaluated on either (``evaluated_on``), per victim seed.
+
+:mod:`.tables` turns the records into the chapter's tables. Run it in parts and merge::
+
+    GRAPHTRUST_PROFILE=full OMP_NUM_THREADS=1 python -m graphtrust.experiments metattack \
+        --out runs/mt_a.jsonl --only dataset=polblogs
+
+``metattack_gaps`` is the gap attribution:
 
 ``metattack_gaps`` measures Meta-Self at the main budget (5 %) cell by cell:
 
@@ -36,9 +61,71 @@ from .. import config, datasets
 from ..experiment import Experiment, Grid, register
 from ..splits import stratified_split
 from .attacks import MODES, attack, self_training_labels
-from .victims import gcn_victim
+from .experiments import prefix_graph, transfer
+from .victims import deepwalk_victim, features_victim, gcn_victim
 
-__all__ = ["GAPS", "GRAPHS", "gaps_grid", "graphs_grid", "measure_gap", "measure_graph", "gap_table", "claims"]
+__all__ = ["MAIN", "main_grid", "measure_main", "GAPS", "GRAPHS", "gaps_grid", "graphs_grid", "measure_gap", "measure_graph", "gap_table", "claims"]
+
+
+def main_grid(sz: config.Sizes) -> Grid:
+    """The clean victims and every attack of the profile, per dataset."""
+    return Grid.product(dataset=sz.datasets, attack=("clean", *sz.attacks))
+
+
+def _victim_records(data, split, sz, budget: float, flips: int, seeds, main: bool) -> list[dict[str, Any]]:
+    """GCN errors for ``seeds``; DeepWalk too (its first ``deepwalk_seeds``) at the main budget only."""
+    out = [{"kind": "victim", "victim": "gcn", "budget": budget, "flips": flips, "victim_seed": s,
+            "error": gcn_victim(data, split, seed=s)} for s in seeds]
+    if "deepwalk" in sz.victims and main:
+        out += [{"kind": "victim", "victim": "deepwalk", "budget": budget, "flips": flips, "victim_seed": s,
+                 "error": deepwalk_victim(data, split, seed=s, epochs=sz.deepwalk_epochs)}
+                for s in seeds[: sz.deepwalk_seeds]]
+    return out
+
+
+def measure_main(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """One attack (or the clean graph) on one dataset; records as in the module docstring."""
+    sz = ctx["sizes"]
+    data, split = _context(ctx, cell["dataset"], sz.split_seed)
+    num_edges = data.edge_index.size(1) // 2
+    k_main = int(sz.main_budget * num_edges)
+    if cell["attack"] == "clean":
+        out = [{"kind": "victim", "victim": "features", "budget": 0.0, "flips": 0, "victim_seed": s,
+                "error": features_victim(data, split, seed=s)} for s in sz.victim_seeds]
+        return out + _victim_records(data, split, sz, 0.0, 0, sz.victim_seeds, main=True)
+    if cell["attack"] not in sz.attacks:
+        raise ValueError(f"attack {cell['attack']!r} is not in the {sz.profile} profile's {list(sz.attacks)}")
+    key = ("labels", cell["dataset"], sz.split_seed, sz.attack_seed)
+    if key not in ctx:  # the self-training labels: the same for every attack
+        ctx[key] = self_training_labels(data, split, seed=sz.attack_seed)
+    sweep = cell["attack"] in sz.sweep_attacks
+    ks = {float(b): int(b * num_edges) for b in sz.budgets}
+    res = attack(data, split, cell["attack"], max(ks.values()) if sweep else k_main, seed=sz.attack_seed,
+                 steps=sz.steps, labels=ctx[key], show_progress=ctx.get("show_progress", True))
+    res.validate(data.edge_index, data.num_nodes)
+    p = res.params
+    out = [{"kind": "attack", "nodes": data.num_nodes, "edges": num_edges, "pairs": res.flips.tolist(),
+            "inserted": res.inserted.tolist(), "attack_seconds": round(res.seconds, 3),
+            "seconds_per_flip": res.seconds_per_flip, "steps": p.get("steps"),
+            "surrogate_loss": p.get("surrogate_loss"), "surrogate_accuracy": p.get("surrogate_accuracy")}]
+    for b, kb in ks.items():
+        if kb == 0 or (not sweep and kb != k_main):
+            continue
+        seeds = sz.victim_seeds if kb == k_main else sz.sweep_seeds
+        out += _victim_records(prefix_graph(data, res.flips, kb), split, sz, b, kb, seeds, main=kb == k_main)
+    if not any(r.get("flips") == k_main for r in out[1:]):  # a main budget outside the sweep's budgets
+        out += _victim_records(prefix_graph(data, res.flips, k_main), split, sz, float(sz.main_budget), k_main,
+                               sz.victim_seeds, main=True)
+    if cell["attack"] == sz.transfer_attack:
+        tr = transfer(data, prefix_graph(data, res.flips, k_main), split, sz.victim_seeds)
+        for pair, accs in tr.items():
+            trained, evaluated = pair.split("->")
+            out += [{"kind": "transfer", "trained_on": trained, "evaluated_on": evaluated, "victim_seed": s,
+                     "accuracy": a} for s, a in zip(sz.victim_seeds, accs)]
+    return out
+
+
+MAIN = register(Experiment("metattack", main_grid, measure_main))
 
 
 def gaps_grid(sz: config.Sizes) -> Grid:

@@ -5,42 +5,49 @@ from __future__ import annotations
 import math
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import torch
 
 from .. import datasets
 from ..plotting import show_explorer
-from ..results import Result
-from ..training import summarize
 from .experiments import flip_anatomy
+from .tables import attack_flips, victims
 
-__all__ = ["explorer", "summary_at"]
+__all__ = ["explorer", "summary_at", "budgets_of"]
 
 
-def summary_at(result: Result, dataset: str, attack: str, budget: float) -> dict:
-    """Victim errors (percent strings) and flip statistics of one attack at one budget."""
-    entry = result.data["datasets"][dataset]
-    k = int(budget * entry["edges"])
+def budgets_of(df: pd.DataFrame, dataset: str, attack: str) -> list[float]:
+    """The budgets (> 0) at which ``attack``'s victims were evaluated on ``dataset``."""
+    v = victims(df)
+    return sorted(float(b) for b in v[(v.dataset == dataset) & (v.attack == attack) & (v.budget > 0)].budget.unique())
+
+
+def summary_at(df: pd.DataFrame, dataset: str, attack: str, budget: float) -> dict:
+    """Victim errors (percent strings, mean ± sample std over seeds) and flip statistics of
+    one attack at one budget, from ``metattack`` records."""
+    v = victims(df)
+    v = v[v.dataset == dataset]
+    edges = int(df[(df["kind"] == "attack") & (df.dataset == dataset)]["edges"].iloc[0]) if attack != "clean" else 0
+    k = int(budget * edges)
     if attack == "clean" or k == 0:
-        victims = entry["clean"]
-        flips = torch.empty(0, 2, dtype=torch.long)
-        inserted = torch.empty(0, dtype=torch.bool)
+        sel = v[(v.attack == "clean") & (v.victim != "features")]
+        flips, inserted = torch.empty(0, 2, dtype=torch.long), torch.empty(0, dtype=torch.bool)
     else:
-        rec = entry["attacks"][attack]
-        victims = rec["at_budget"].get(str(budget), {})
-        flips = torch.tensor(rec["flips"], dtype=torch.long)[:k]
-        inserted = torch.tensor(rec["inserted"], dtype=torch.bool)[:k]
-    out = {"flips": int(flips.size(0)), "errors": {v: summarize(x).format() for v, x in victims.items()}}
+        sel = v[(v.attack == attack) & (v.budget == budget)]
+        flips, inserted = attack_flips(df, dataset, attack, k)
+    errors = {name: f"{g.error.mean():.1f} ± {g.error.std(ddof=1) if len(g) > 1 else 0.0:.1f}"
+              for name, g in sel.groupby("victim", sort=False)}
+    out = {"flips": int(flips.size(0)), "errors": errors}
     if flips.numel():
-        data = datasets.load(dataset, lcc=True)
-        out.update(flip_anatomy(data, flips, inserted))
+        out.update(flip_anatomy(datasets.load(dataset, lcc=True), flips, inserted))
     return out
 
 
-def explorer(results: dict[str, Result]):
+def explorer(results: dict[str, pd.DataFrame], main_budget: float = 0.05):
     """Widgets to pick a run, dataset, attack and budget; shows errors and the flips' anatomy.
 
-    ``results`` maps a label (e.g. ``"quick (this run)"``) to a saved Metattack
-    :class:`~graphtrust.results.Result`. In a static page the initial selection renders.
+    ``results`` maps a label (e.g. ``"quick (this run)"``) to the records of a
+    ``metattack`` run. In a static page the initial selection renders.
     """
     import ipywidgets as w
     run = w.Dropdown(options=list(results), description="results")
@@ -59,24 +66,22 @@ def explorer(results: dict[str, Result]):
         busy = True
         try:
             r = results[run.value]
-            names = list(r.data["datasets"])
+            names = list(r.dataset.unique())
             if list(ds.options) != names:
                 ds.options = names
             if ds.value not in names:
                 ds.value = names[0]
-            entry = r.data["datasets"][ds.value]
-            attacks = ["clean", *entry["attacks"]]
+            attacks = ["clean", *[a for a in r[r.dataset == ds.value].attack.unique() if a != "clean"]]
             if list(atk.options) != attacks:
                 atk.options = attacks
             if atk.value not in attacks:
                 atk.value = "meta-self" if "meta-self" in attacks else attacks[0]
-            at = entry["attacks"].get(atk.value, {}).get("at_budget", {})
-            budgets = [b for b in r.data["budgets"] if b > 0 and str(b) in at] or [r.data["main_budget"]]
+            budgets = budgets_of(r, ds.value, atk.value) or [main_budget]
             labelled = [(f"{b:.1%}", b) for b in budgets]  # the slider shows percentages
             prev = bud.value
             if [tuple(o) for o in bud.options] != labelled:
                 bud.options = labelled  # this resets the value to the first option
-            main = r.data["main_budget"] if r.data["main_budget"] in budgets else budgets[0]
+            main = main_budget if main_budget in budgets else budgets[0]
             bud.value = prev if prev in budgets else main
         finally:
             busy = False

@@ -5,35 +5,32 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import matplotlib.pyplot as plt
+import pandas as pd
 import torch
 from torch_geometric.data import Data
 
 from ..plotting import PALETTE, use_style
-from ..results import Result
-from ..training import summarize
 from .attacks import METHODS
 from .experiments import flip_anatomy
+from .tables import sweep_frame
 
 __all__ = ["sweep_figure", "anatomy_figure"]
 
 
-def sweep_figure(runs: Mapping[str, Result]) -> plt.Figure:
-    """GCN misclassification (%) against the budget, one panel per (run, dataset); the dashed
-    line is the logistic regression on features alone."""
+def sweep_figure(runs: Mapping[str, pd.DataFrame]) -> plt.Figure:
+    """GCN misclassification (%) against the budget, one panel per (run, dataset), from
+    ``metattack`` records; the dashed line is the logistic regression on features alone."""
     use_style()
-    cols = max(len(r.data["datasets"]) for r in runs.values())
-    fig, axes = plt.subplots(len(runs), cols, figsize=(4.3 * 3, 3.2 * len(runs)), squeeze=False)
-    for row, (label, r) in enumerate(runs.items()):
-        for col, (name, entry) in enumerate(r.data["datasets"].items()):
+    frames = {label: sweep_frame(df) for label, df in runs.items()}
+    cols = max(max(f.dataset.nunique() for f in frames.values()), 1)
+    fig, axes = plt.subplots(len(frames), cols, figsize=(4.3 * 3, 3.2 * len(frames)), squeeze=False)
+    for row, (label, f) in enumerate(frames.items()):
+        for col, (name, d) in enumerate(f.groupby("dataset", sort=False)):
             ax = axes[row, col]
-            clean = summarize(entry["clean"]["gcn"]).mean * 100
-            for method, rec in entry["attacks"].items():
-                pts = sorted((float(b), summarize(v["gcn"]).mean * 100) for b, v in rec["at_budget"].items())
-                if len(pts) >= 2:
-                    ax.plot([0.0] + [b * 100 for b, _ in pts], [clean] + [m for _, m in pts], "o-", ms=3,
-                            color=PALETTE[list(METHODS).index(method)], label=method)
-            ax.axhline(summarize(entry["features_only"]).mean * 100, color="grey", ls="--", lw=1,
-                       label="features only")
+            for method, c in d.groupby("attack", sort=False):
+                ax.plot(c.budget * 100, c.error, "o-", ms=3, label=method,
+                        color=PALETTE[list(METHODS).index(method) % len(PALETTE)])
+            ax.axhline(float(d.features_only.iloc[0]), color="grey", ls="--", lw=1, label="features only")
             ax.set(title=f"{name} · {label}", xlabel="budget (% of edges)", ylabel="GCN misclassification (%)")
         axes[row, 0].legend(fontsize=7)
     for ax in axes.flat:
