@@ -215,7 +215,7 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
                       attack_seeds=(0,)),
             # Meta-Self graphs reused by the defences chapter (structure.cells, experiment metattack_graphs)
             graphs=dict(datasets=("cora_ml",), splits=(0,), attack_seeds=(0,), budget=0.25, mode="paper"),
-            runtime="about 8 minutes on 2 CPU cores (477 s under nbmake on a shared machine, 2026-12-04)",
+            runtime="about 9 minutes on 2 CPU cores (477-556 s under nbmake on a shared machine, 2026-12-04 and 05)",
         ),
         "full": dict(
             datasets=("cora_ml", "citeseer_npz", "polblogs"),
@@ -327,6 +327,10 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             size_methods=("graphdlg-random", "prior-only-client", "random-same-size-client",
                           "nearest-auxiliary-client", "graphdlg-client"),
             model_seeds=(0,),
+            # graphdlg_rounds: the attack at later FedSGD rounds (leakage.cells; saved-run section of the chapter)
+            rounds=dict(datasets=("MUTAG",), model_seeds=(0,), rounds=(0, 1000), lr=0.003,
+                        methods=("prior-only-client", "random-same-size-client", "nearest-auxiliary-client", "idlg",
+                                 "graphdlg-client")),
             restarts=2,
             n_max=28,
             victims=24,
@@ -361,6 +365,9 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
                           "graphdlg-random", "prior-only-client", "random-same-size-client",
                           "nearest-auxiliary-client", "graphdlg-client"),
             model_seeds=(0, 1, 2),
+            rounds=dict(datasets=("MUTAG",), model_seeds=(0, 1, 2), rounds=(0, 100, 1000, 3000), lr=0.003,
+                        methods=("prior-only-client", "random-same-size-client", "nearest-auxiliary-client", "idlg",
+                                 "graphdlg-client")),
             restarts=5,
             n_max=40,
             victims=60,

@@ -1,7 +1,11 @@
-"""Results as objects with their provenance, saved and loaded as JSON.
+"""Helpers for results: ``glue`` (numbers into prose), ``mean_std`` and ``t_half_width``
+(tables and intervals), and :class:`Result`, the pre-harness container.
 
-A table in the book is rendered from a :class:`Result` the code produced (in the same
-run, or saved by a full-profile run on a GPU), never from numbers typed into prose.
+Every chapter's experiments run on the harness (:mod:`graphtrust.experiment`: flat records
+with provenance, JSON lines); a table in the book is rendered from records the code
+produced (in the same run, or saved by a full-profile run), never from numbers typed into
+prose. :class:`Result` (one nested JSON document) is kept only to read the label-poisoning
+chapter's older full run until its re-run on the harness is complete.
 """
 
 from __future__ import annotations

@@ -171,7 +171,19 @@ def train_decoder(model: GraphClassifier, aux: Sequence[Graph], *, n_max: int, e
     if too_big:
         raise ValueError(f"{len(too_big)} auxiliary graphs have more than n_max={n_max} nodes (largest {max(too_big)})")
     t0 = time.perf_counter()
-    phi = torch.stack([observe(model, client_gradient(model, [g]), g[0].size(0)) for g in aux]).float()
+    bank, kept, obs = list(aux), [], []
+    for g in aux:  # a trained model can have dead units: some graphs then leak no pooled embedding
+        try:
+            obs.append(observe(model, client_gradient(model, [g]), g[0].size(0)))
+        except ValueError as err:
+            if "does not leak" not in str(err):
+                raise
+            continue
+        kept.append(g)
+    if not kept:
+        raise ValueError(f"the pooled embedding does not leak for any of the {len(aux)} auxiliary graphs under "
+                         "this model (every bias gradient of the head is zero): nothing to train the decoder on")
+    aux, phi = kept, torch.stack(obs).float()
     simulate = time.perf_counter() - t0
     adj, feat, mask = _targets(aux, n_max)
     torch.manual_seed(seed)
@@ -200,9 +212,9 @@ def train_decoder(model: GraphClassifier, aux: Sequence[Graph], *, n_max: int, e
             total += float(loss.detach()) * len(b)
         losses.append(total / len(aux))
     dec.eval()
-    dec.bank = [(a.double(), x.double()) for a, x, _ in aux]  # for retrieval (see graphdlg)
+    dec.bank = [(a.double(), x.double()) for a, x, _ in bank]  # for retrieval (see graphdlg)
     dec.info = {"simulate_seconds": simulate, "train_seconds": time.perf_counter() - t0 - simulate,
-                "final_loss": losses[-1], "auxiliary": len(aux)}
+                "final_loss": losses[-1], "auxiliary": len(aux), "without_leak": len(bank) - len(aux)}
     return dec.double()
 
 

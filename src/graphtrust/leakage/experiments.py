@@ -22,7 +22,7 @@ import torch
 from .decoder import Graph
 from .methods import METHODS, Problem, run_method
 from .metrics import score
-from .model import GraphClassifier, client_gradient, defend
+from .model import GraphClassifier, accuracy, client_gradient, defend, fedsgd
 
 __all__ = ["Problem", "run_method", "PARTS", "measure_part", "pictures", "variants_frame", "batch_frame",
            "architectures_frame", "defence_frame", "train_with_defence", "plot_defences", "copies", "has_copy"]
@@ -188,18 +188,12 @@ def train_with_defence(p: Problem, *, noise: float = 0.0, clip: float | None = N
     test accuracy on the victims (held out from training)."""
     torch.manual_seed(seed)
     model = GraphClassifier(p.num_features, p.num_classes, hidden=p.hidden, layers=p.layers).double()
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    gen = torch.Generator().manual_seed(seed)
-    for ep in range(epochs):
-        for j, i in enumerate(torch.randperm(len(p.pool), generator=gen).tolist()):
-            g = defend(client_gradient(model, [p.pool[i]]), noise=noise, clip=clip, prune=prune,
-                       seed=seed * 1_000_003 + ep * 10_007 + j)
-            for par, gi in zip(model.parameters(), g):
-                par.grad = gi
-            opt.step()
-    with torch.no_grad():
-        correct = sum(int(model(a, x).argmax()) == y for a, x, y in p.victims)
-    return correct / len(p.victims)
+
+    def send(g, ep, j):
+        return defend(g, noise=noise, clip=clip, prune=prune, seed=seed * 1_000_003 + ep * 10_007 + j)
+
+    fedsgd(model, p.pool, epochs * len(p.pool), lr=lr, seed=seed, transform=send)
+    return accuracy(model, p.victims)
 
 
 def copies(victim: Graph, bank: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> list[int]:

@@ -47,7 +47,7 @@ from .decoder import Graph, auxiliary_graphs, retrieve, train_decoder
 from .graphdlg import graphdlg
 from .leaks import check_gradients, recover_label
 from .matching import Reconstruction, dlg, idlg
-from .model import GraphClassifier
+from .model import GraphClassifier, fedsgd
 
 __all__ = ["Problem", "Method", "METHODS", "FAMILIES", "SETTINGS", "method", "available", "run_method"]
 
@@ -59,10 +59,14 @@ class Problem:
     """One dataset prepared for the attacks: victims, pool, model and decoders (lazily).
 
     ``seed`` draws the victims/pool permutation; ``model_seed`` (default ``seed``) the
-    global model's initialisation, so that model seeds can vary over the same victims."""
+    global model's initialisation, so that model seeds can vary over the same victims.
+    ``rounds`` > 0 attacks a later round: the global model first trains for that many
+    rounds of FedSGD (batch size 1, Adam with learning rate ``lr``) on the pool, the other
+    clients' graphs (:func:`~.model.fedsgd`, seeded by ``model_seed``); the victims stay
+    unseen."""
 
     def __init__(self, name: str, sz: Mapping[str, Any], hidden: int | None = None, layers: int | None = None,
-                 seed: int = 0, model_seed: int | None = None):
+                 seed: int = 0, model_seed: int | None = None, rounds: int = 0, lr: float = 0.003):
         ds = datasets.load(name)
         graphs = [(to_dense(g.edge_index, g.num_nodes, torch.float64), g.x.double(), int(g.y))
                   for g in ds if 2 <= g.num_nodes <= sz["n_max"]]
@@ -80,6 +84,9 @@ class Problem:
         self.model_seed = seed if model_seed is None else model_seed
         torch.manual_seed(self.model_seed)
         self.model = GraphClassifier(self.num_features, self.num_classes, hidden=self.hidden, layers=self.layers).double()
+        self.rounds = int(rounds)
+        if self.rounds:
+            fedsgd(self.model, self.pool, self.rounds, lr=lr, seed=self.model_seed)
         self.density = float(np.mean([float(a.sum()) / 2 / a.size(0) for a, _, _ in self.pool]))
         self._decoders: dict[tuple, Any] = {}
         self._aux: dict[tuple, list[Graph]] = {}

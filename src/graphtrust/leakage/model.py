@@ -17,7 +17,7 @@ the model's parameter order; :func:`defend` applies the two defences of the chap
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -25,7 +25,7 @@ from torch import nn
 
 from ..graph import normalize_dense
 
-__all__ = ["GraphClassifier", "client_gradient", "defend"]
+__all__ = ["GraphClassifier", "client_gradient", "defend", "fedsgd", "accuracy"]
 
 
 class GraphClassifier(nn.Module):
@@ -109,3 +109,38 @@ def defend(grads: Sequence[torch.Tensor], noise: float = 0.0, clip: float | None
             thr = flat.kthvalue(k).values
             out = [torch.where(g.abs() > thr, g, torch.zeros_like(g)) for g in out]
     return out
+
+
+def fedsgd(model: GraphClassifier, graphs: Sequence[tuple[torch.Tensor, torch.Tensor, int]], rounds: int, *,
+           lr: float = 0.01, seed: int = 0,
+           transform: Callable[[list[torch.Tensor], int, int], list[torch.Tensor]] | None = None) -> GraphClassifier:
+    """``rounds`` rounds of FedSGD with batch size 1, in place: each round one client sends
+    the gradient of one of ``graphs`` (a seeded permutation per pass over them) and the
+    server applies it with Adam (``lr``). ``transform(grads, pass, j)`` is what the client
+    does to its gradient before sending it (a defence, :func:`defend`). Returns ``model``."""
+    if rounds < 0:
+        raise ValueError(f"rounds must be >= 0, got {rounds}")
+    if rounds and not graphs:
+        raise ValueError("FedSGD needs at least one client graph")
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    done, ep = 0, 0
+    while done < rounds:
+        for j, i in enumerate(torch.randperm(len(graphs), generator=gen).tolist()):
+            if done == rounds:
+                break
+            g = client_gradient(model, [graphs[i]])
+            if transform is not None:
+                g = transform(g, ep, j)
+            for par, gi in zip(model.parameters(), g):
+                par.grad = gi
+            opt.step()
+            done += 1
+        ep += 1
+    return model
+
+
+def accuracy(model: GraphClassifier, graphs: Sequence[tuple[torch.Tensor, torch.Tensor, int]]) -> float:
+    """The share of ``graphs`` whose label the model predicts."""
+    with torch.no_grad():
+        return sum(int(model(a, x).argmax()) == y for a, x, y in graphs) / len(graphs)
