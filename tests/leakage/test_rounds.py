@@ -74,6 +74,7 @@ def test_rounds_experiment_matches_the_main_table_at_round_zero(one_thread):  # 
     assert list(t.index.get_level_values("rounds")) == [0, 40]
     assert {"victim_accuracy", "graphdlg-client", "gain", "gain ±95%", "strongest no-gradient"} <= set(t.columns)
     assert (t["strongest no-gradient"] == "random-same-size-client").all()
+    assert t["gain change"].iloc[0] == 0.0 and t["gain change"].notna().all()
 
 
 def test_dead_head_units_are_reported_not_hidden():

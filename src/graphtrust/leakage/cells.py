@@ -125,7 +125,8 @@ def rounds_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Per dataset × FedSGD rounds: the model's accuracy on the victims and median gradient
     norm, and per method the structure AUC (mean over victims × model seeds, with the
     half-width of its 95 % t interval); ``gain`` is GraphDLG's paired AUC gain over the
-    strongest no-gradient baseline of its setting, with its interval."""
+    strongest no-gradient baseline of its setting, with its interval, and ``gain change`` its
+    paired change from round 0 (same victims and model seeds) with its interval."""
     keys = ["dataset", "rounds"]
     df = df.assign(failed=df["failed"].fillna(0) if "failed" in df else 0)
     info = df.groupby(keys)[["victim_accuracy", "gradient_norm"]].mean().round(3)
@@ -133,15 +134,19 @@ def rounds_summary(df: pd.DataFrame) -> pd.DataFrame:
     auc = df.pivot_table(index=keys, columns="method", values="structure_auc", aggfunc="mean")
     ci = df.groupby([*keys, "method"])["structure_auc"].apply(lambda v: mean_ci(v)["ci95"]).unstack("method")
     out = info.join(auc.round(3)).join(ci.round(3).add_prefix("±95% "))
-    rows = []
+    rows, first = [], {}
     for (name, r), d in df.groupby(keys):
         per = d.pivot_table(index=["model_seed", "victim"], columns="method", values="structure_auc")
         base = [m for m in per if method(m).family == "no gradient" and method(m).setting == "client"]
         if "graphdlg-client" in per and base:
             strongest = per[base].mean().idxmax()
             diff = per["graphdlg-client"] - per[strongest]
+            first.setdefault(name, diff)  # the smallest round: the reference
+            change = (diff - first[name]).dropna()
             rows.append({"dataset": name, "rounds": r, "strongest no-gradient": strongest,
-                         "gain": round(float(diff.mean()), 3), "gain ±95%": round(float(mean_ci(diff)["ci95"]), 3)})
+                         "gain": round(float(diff.mean()), 3), "gain ±95%": round(float(mean_ci(diff)["ci95"]), 3),
+                         "gain change": round(float(change.mean()), 3),
+                         "gain change ±95%": round(float(mean_ci(change)["ci95"]), 3) if len(change) > 1 else float("nan")})
     return out.join(pd.DataFrame(rows).set_index(keys)) if rows else out
 
 
