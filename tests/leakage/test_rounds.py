@@ -62,7 +62,7 @@ def test_rounds_experiment_matches_the_main_table_at_round_zero(one_thread):  # 
     assert r0.loc[base].equals(m0.loc[base])
     # With this test's tiny budgets (5 L-BFGS steps, a decoder trained 3 epochs) GraphDLG's
     # feature stage is not reproducible bit for bit between two identical calls in one
-    # process (one hard victim ends in another local minimum; its AUC moved by up to 0.09 in five
+    # process (one hard victim ends in another local minimum; its AUC took values 0.09 apart over
     # repeats). With the quick profile's budgets four repeats on 24 victims were identical
     # (2026-12-05), so the test compares GraphDLG's mean only.
     assert abs(r0.loc["graphdlg-client"].structure_auc.mean() - m0.loc["graphdlg-client"].structure_auc.mean()) < 0.06
