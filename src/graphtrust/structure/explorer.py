@@ -10,6 +10,7 @@ import torch
 
 from .. import datasets
 from ..plotting import show_explorer
+from ..training import summarize
 from .experiments import flip_anatomy
 from .tables import attack_flips, victims
 
@@ -35,8 +36,7 @@ def summary_at(df: pd.DataFrame, dataset: str, attack: str, budget: float) -> di
     else:
         sel = v[(v.attack == attack) & (v.budget == budget)]
         flips, inserted = attack_flips(df, dataset, attack, k)
-    errors = {name: f"{g.error.mean():.1f} ± {g.error.std(ddof=1) if len(g) > 1 else 0.0:.1f}"
-              for name, g in sel.groupby("victim", sort=False)}
+    errors = {name: summarize(g.error).format(scale=1.0) for name, g in sel.groupby("victim", sort=False)}
     out = {"flips": int(flips.size(0)), "errors": errors}
     if flips.numel():
         out.update(flip_anatomy(datasets.load(dataset, lcc=True), flips, inserted))

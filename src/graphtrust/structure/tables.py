@@ -13,6 +13,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from ..training import summarize
 from .experiments import PAPER
 
 __all__ = ["victims", "main_table", "main_errors", "sweep_frame", "transfer_table", "fit_table", "attack_flips",
@@ -29,7 +30,8 @@ def victims(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _fmt(s: pd.Series) -> str:
-    return f"{s.mean():.1f} ± {s.std(ddof=1) if len(s) > 1 else 0.0:.1f}"
+    """``"mean ± sample std"`` of percentages (:meth:`graphtrust.training.Summary.format`)."""
+    return summarize(s).format(scale=1.0)
 
 
 def main_table(runs: Mapping[str, pd.DataFrame], victim: str, budget: float) -> pd.DataFrame:
@@ -38,11 +40,10 @@ def main_table(runs: Mapping[str, pd.DataFrame], victim: str, budget: float) -> 
     logistic regression on features alone, which ignores the graph."""
     rows = []
     for r, (label, df) in enumerate(runs.items()):
-        v = victims(df)
-        v = v[(v.victim == victim) & ((v.attack == "clean") | (v.budget == budget))]
+        every = victims(df)
+        v = every[(every.victim == victim) & ((every.attack == "clean") | (every.budget == budget))]
         if victim == "gcn":
-            f = victims(df)
-            v = pd.concat([v, f[f.victim == "features"].assign(attack="features only (no graph)")])
+            v = pd.concat([v, every[every.victim == "features"].assign(attack="features only (no graph)")])
         order = {a: i for i, a in enumerate(["clean", *df.loc[df.attack != "clean", "attack"].unique(),
                                               "features only (no graph)"])}
         d_order = {d: i for i, d in enumerate(df.dataset.unique())}
