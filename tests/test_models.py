@@ -58,6 +58,39 @@ def test_input_dropout_only_touches_nonzeros_and_keeps_the_mean():
         models.InputDropout(1.0)
 
 
+@pytest.mark.parametrize("name", ["gcn", "dense_gcn", "sgc", "mlp", "logreg"])
+def test_sparse_features_give_the_dense_models_outputs_and_weight_gradients(cora, name):
+    """``linear`` with CSR input (cached transpose in the backward) against the dense product,
+    in training mode: the same dropout masks are drawn, so outputs and gradients must agree."""
+    xs = models.sparse_features(cora.x)
+    assert xs.layout == torch.sparse_csr
+    graph = to_dense(cora.edge_index, cora.num_nodes) if name == "dense_gcn" else cora.edge_index
+    grads = []
+    for x in (cora.x, xs, xs):  # the second CSR call reuses the cached pattern
+        torch.manual_seed(0)
+        model = models.build(name, cora.num_features, 7).train()
+        if name in ("mlp", "logreg"):
+            graph = None
+        torch.manual_seed(1)
+        out = model(x, graph)
+        out.square().sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in model.parameters()]))
+    for out, gs in grads[1:]:
+        assert torch.allclose(out, grads[0][0], atol=1e-4)
+        for g, g0 in zip(gs, grads[0][1]):
+            assert torch.allclose(g, g0, rtol=1e-4, atol=1e-4)
+
+
+def test_linear_rebuilds_its_pattern_for_other_sparse_features():
+    torch.manual_seed(0)
+    w = torch.randn(4, 30, requires_grad=True)
+    for density in (0.1, 0.2):  # two patterns in a row: the cache must not serve the first for the second
+        x = (torch.rand(50, 30) < density).float() * torch.rand(50, 30)
+        w.grad = None
+        models.linear(models.sparse_features(x), w).sum().backward()
+        assert torch.allclose(w.grad, x.sum(0).expand(4, 30), atol=1e-5)
+
+
 def test_sgc_is_logistic_regression_on_propagated_features(cora):
     model = models.SGC(cora.num_features, 7, k=2)
     out = model(cora.x, cora.edge_index)

@@ -215,7 +215,7 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
                       attack_seeds=(0,)),
             # Meta-Self graphs reused by the defences chapter (structure.cells, experiment metattack_graphs)
             graphs=dict(datasets=("cora_ml",), splits=(0,), attack_seeds=(0,), budget=0.25, mode="paper"),
-            runtime="about 9 minutes on 2 CPU cores (477-556 s under nbmake on a shared machine, 2026-12-04 and 05)",
+            runtime="about 7 minutes on 2 CPU cores (388 s under nbmake beside one busy process, 2026-12-05)",
         ),
         "full": dict(
             datasets=("cora_ml", "citeseer_npz", "polblogs"),

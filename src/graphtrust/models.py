@@ -18,10 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import GCNConv
+from torch_geometric.nn.dense.linear import Linear as PygLinear
 
-from .graph import normalize_dense, propagate
+from .graph import SparseMatrix, normalize_dense, propagate
 
-__all__ = ["InputDropout", "sparse_features", "GCN", "DenseGCN", "SGC", "MLP", "LogisticRegression", "build"]
+__all__ = ["InputDropout", "sparse_features", "linear", "sparse_input", "GCN", "DenseGCN", "SGC", "MLP", "LogisticRegression", "build"]
+
+
+#: the last dense input :func:`sparse_features` converted: (x, its version counter, the result)
+_CONVERTED: tuple[torch.Tensor, int, torch.Tensor] | None = None
 
 
 def sparse_features(x: torch.Tensor, max_density: float = 0.25) -> torch.Tensor:
@@ -29,13 +34,75 @@ def sparse_features(x: torch.Tensor, max_density: float = 0.25) -> torch.Tensor:
 
     GCN, MLP, APPNP and GAT accept either layout; with bag-of-words features (Cora-ML: 1.8 %
     non-zero) the first layer's product and its weight gradient then cost O(nnz · hidden)
-    instead of O(N · D · hidden) — 4× faster on a 2-core CPU. Same numbers, another layout.
+    instead of O(N · D · hidden): a GCN victim on Cora-ML trains 4× faster on one thread
+    (with :func:`linear`). The same function: the sums run in another order, so trained
+    weights agree to about 1e-6. The result for the last ``x`` seen is cached (an in-place
+    change of ``x`` is noticed), so calling this per model costs nothing.
     """
-    if x.layout != torch.strided or x.dim() != 2 or int(x.count_nonzero()) > max_density * x.numel():
+    global _CONVERTED
+    if x.layout != torch.strided or x.dim() != 2:
         return x
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
-        return x.to_sparse_csr()
+    c = _CONVERTED
+    if c is not None and c[0] is x and c[1] == x._version:
+        return c[2]
+    out = x
+    if int(x.count_nonzero()) <= max_density * x.numel():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+            out = x.to_sparse_csr()
+    _CONVERTED = (x, x._version, out)
+    return out
+
+
+#: the last sparse feature pattern seen by :func:`linear`: (crow, col, shape, its SparseMatrix)
+_PATTERN: tuple[torch.Tensor, torch.Tensor, tuple[int, ...], SparseMatrix] | None = None
+
+
+def _pattern(x: torch.Tensor) -> SparseMatrix:
+    """The :class:`~graphtrust.graph.SparseMatrix` of ``x``'s non-zero pattern (cached).
+
+    :class:`InputDropout` gives a new CSR tensor every epoch that shares the input's index
+    tensors, so the cache compares the index storage; it holds the indices, so their memory
+    cannot be reused by another tensor while cached.
+    """
+    global _PATTERN
+    crow, col = x.crow_indices(), x.col_indices()
+    c = _PATTERN
+    if (c is None or c[2] != tuple(x.shape) or c[0].data_ptr() != crow.data_ptr()
+            or c[1].data_ptr() != col.data_ptr() or c[1].numel() != col.numel() or c[0].device != crow.device):
+        _PATTERN = c = (crow, col, tuple(x.shape), SparseMatrix(x))
+    return c[3]
+
+
+def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight.T + bias`` for ``x: (N, D)`` dense or sparse CSR, ``weight: (H, D)``.
+
+    With sparse CSR ``x`` (see :func:`sparse_features`) the weight gradient ``x.T @ grad``
+    uses a transpose of ``x``'s pattern built once (:class:`~graphtrust.graph.SparseMatrix`)
+    instead of the one PyTorch's backward builds on every call: 20× faster for Cora-ML's
+    features (7.8 → 0.4 ms per forward and backward, one thread), the same products.
+    """
+    if x.layout != torch.sparse_csr:
+        return F.linear(x, weight, bias)
+    out = _pattern(x).matmul(weight.t(), values=x.values())
+    return out if bias is None else out + bias
+
+
+class _Linear(PygLinear):
+    """PyG's ``Linear`` whose product takes sparse CSR input through :func:`linear`."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return linear(x, self.weight, self.bias)
+
+
+def sparse_input(lin: PygLinear) -> PygLinear:
+    """Let PyG's ``lin`` (the input layer of ``GCNConv``, ``GATConv``, …) take sparse CSR
+    features through :func:`linear`. The module keeps its parameters (no new draw from the
+    random generator, so seeded models are unchanged); only its ``forward`` changes."""
+    if not isinstance(lin, PygLinear):
+        raise TypeError(f"expected torch_geometric.nn.Linear, got {type(lin).__name__}")
+    lin.__class__ = _Linear
+    return lin
 
 
 class InputDropout(nn.Module):
@@ -112,6 +179,7 @@ class GCN(nn.Module):
         self.convs = nn.ModuleList(
             GCNConv(a, b, bias=bias, normalize=normalize) for a, b in zip(dims[:-1], dims[1:])
         )
+        sparse_input(self.convs[0].lin)  # the first layer may get sparse CSR features
         self.dropout = dropout
         self.input_dropout = InputDropout(dropout)
 
@@ -169,7 +237,7 @@ class DenseGCN(nn.Module):
         a_hat = adj if normalized else normalize_dense(adj)
         for i, lin in enumerate(self.lins):
             x = self.input_dropout(x) if i == 0 else F.dropout(x, self.dropout, self.training)
-            x = a_hat @ (x @ lin.weight.t())
+            x = a_hat @ linear(x, lin.weight)
             if lin.bias is not None:
                 x = x + lin.bias
             if i < len(self.lins) - 1 and self.activation == "relu":
@@ -193,8 +261,9 @@ class SGC(nn.Module):
     def features(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
         c = self._cache
         if c is None or c[0] is not x or c[1] is not edge_index:
-            with torch.no_grad():
-                self._cache = (x, edge_index, propagate(x, edge_index, self.k))
+            with torch.no_grad():  # Â^K X is dense: sparse CSR features are densified first
+                dense = x.to_dense() if x.layout != torch.strided else x
+                self._cache = (x, edge_index, propagate(dense, edge_index, self.k))
         return self._cache[2]
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:
@@ -216,7 +285,7 @@ class MLP(nn.Module):
     def forward(self, x: torch.Tensor, graph: object = None) -> torch.Tensor:
         for i, lin in enumerate(self.lins):
             x = self.input_dropout(x) if i == 0 else F.dropout(x, self.dropout, self.training)
-            x = lin(x)
+            x = linear(x, lin.weight, lin.bias)
             if i < len(self.lins) - 1:
                 x = F.relu(x)
         return x
@@ -230,7 +299,7 @@ class LogisticRegression(nn.Module):
         self.lin = nn.Linear(in_dim, out_dim)
 
     def forward(self, x: torch.Tensor, graph: object = None) -> torch.Tensor:
-        return self.lin(x)
+        return linear(x, self.lin.weight, self.lin.bias)
 
 
 def build(name: str, in_dim: int, out_dim: int, hidden: int = 16, **kwargs) -> nn.Module:

@@ -24,7 +24,7 @@ from torch import nn
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import add_remaining_self_loops, scatter
 
-from ..models import GCN, InputDropout
+from ..models import GCN, InputDropout, linear
 
 __all__ = [
     "feature_similarity",
@@ -187,7 +187,7 @@ class SVDGCN(nn.Module):
         from ..graph import normalize_dense
 
         a_hat = normalize_dense(self.low_rank(edge_index, edge_weight, x.size(0)))
-        h = F.relu(a_hat @ self.lin1(self.input_dropout(x)))
+        h = F.relu(a_hat @ linear(self.input_dropout(x), self.lin1.weight, self.lin1.bias))
         return a_hat @ self.lin2(F.dropout(h, self.dropout, self.training))
 
 
@@ -246,7 +246,7 @@ class GNNGuard(nn.Module):
         for i, lin in enumerate(self.lins):
             ei, att = self.edge_weights(h.detach() if i else x, edge_index, w, first=i == 0)
             h = self.input_dropout(h) if i == 0 else F.dropout(h, self.dropout, self.training)
-            h = _propagate(lin(h), ei, att)
+            h = _propagate(linear(h, lin.weight, lin.bias), ei, att)
             if i < len(self.lins) - 1:
                 h = F.relu(h)
         return h
@@ -289,7 +289,7 @@ class RGCN(nn.Module):
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None):
         ei, half, full = self._norms(edge_index, _weights(edge_index, edge_weight, x), x.size(0))
         x = self.input_dropout(x)
-        mean, var = self.layer1(x).chunk(2, dim=1)
+        mean, var = linear(x, self.layer1.weight, self.layer1.bias).chunk(2, dim=1)
         mean, var = F.elu(mean), F.relu(var)
         self._kl = 0.5 * (mean.pow(2) + var - torch.log(1e-8 + var) - 1).sum(1).mean()
         att = torch.exp(-self.gamma * var)
@@ -402,7 +402,7 @@ class SoftMedianGDC(nn.Module):
         h = x
         for i, lin in enumerate(self.lins):
             h = self.input_dropout(h) if i == 0 else F.dropout(h, self.dropout, self.training)
-            h = soft_median(lin(h), nb, w, self.temperature)
+            h = soft_median(linear(h, lin.weight, lin.bias), nb, w, self.temperature)
             if i < len(self.lins) - 1:
                 h = F.relu(h)
         return h

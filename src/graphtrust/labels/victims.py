@@ -19,7 +19,7 @@ from torch_geometric.nn import APPNP as APPNPProp
 from torch_geometric.nn import GATConv
 
 from ..graph import normalized_csr
-from ..models import GCN, MLP, InputDropout
+from ..models import GCN, MLP, InputDropout, sparse_input
 
 __all__ = ["GAT", "APPNP", "FastGCN", "build_victim", "VICTIMS"]
 
@@ -57,6 +57,7 @@ class GAT(nn.Module):
     def __init__(self, in_dim: int, out_dim: int, hidden: int = 8, heads: int = 8, dropout: float = 0.6):
         super().__init__()
         self.conv1 = GATConv(in_dim, hidden, heads=heads, dropout=dropout)
+        sparse_input(self.conv1.lin)  # sparse CSR features: the weight gradient without a transpose per call
         self.conv2 = GATConv(hidden * heads, out_dim, heads=1, dropout=dropout)
         self.dropout = dropout
         self.input_dropout = InputDropout(dropout)

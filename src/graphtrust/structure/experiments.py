@@ -60,7 +60,7 @@ def flip_anatomy(data: Data, flips: torch.Tensor, inserted: torch.Tensor) -> dic
 
 def transfer(clean: Data, poisoned: Data, split: Split, seeds) -> dict[str, list[float]]:
     """Accuracy of a GCN trained on clean/poisoned and evaluated on clean/poisoned structure."""
-    from ..models import GCN
+    from ..models import GCN, sparse_features
     from ..training import evaluate, fit
 
     dev = config.device()
@@ -69,10 +69,10 @@ def transfer(clean: Data, poisoned: Data, split: Split, seeds) -> dict[str, list
     for train_name, train_g in (("clean", clean), ("poisoned", poisoned)):
         for s in seeds:
             config.seed_everything(s)
-            model = fit(GCN(clean.num_features, 16, int(clean.y.max()) + 1), train_g.x, train_g.edge_index,
+            model = fit(GCN(clean.num_features, 16, int(clean.y.max()) + 1), sparse_features(train_g.x), train_g.edge_index,
                         train_g.y, Split(split.train, empty, empty), epochs=200, patience=None, device=dev).model
             for eval_name, eval_g in (("clean", clean), ("poisoned", poisoned)):
-                acc = evaluate(model, eval_g.x.to(dev), eval_g.edge_index.to(dev), eval_g.y.to(dev),
+                acc = evaluate(model, sparse_features(eval_g.x).to(dev), eval_g.edge_index.to(dev), eval_g.y.to(dev),
                                split.unlabelled.to(dev))
                 out.setdefault(f"{train_name}->{eval_name}", []).append(acc)
     return out

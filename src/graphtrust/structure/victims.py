@@ -18,7 +18,7 @@ from torch_geometric.nn import Node2Vec
 from torch_geometric.utils import sort_edge_index
 
 from .. import config
-from ..models import GCN, LogisticRegression
+from ..models import GCN, LogisticRegression, sparse_features
 from ..splits import Split
 from ..training import evaluate, fit
 
@@ -46,9 +46,10 @@ def gcn_victim(data, split: Split, seed: int = 0, epochs: int = 200, device=None
     dev = device or config.device()
     config.seed_everything(seed)
     model = GCN(data.num_features, 16, int(data.y.max()) + 1)
-    res = fit(model, data.x, data.edge_index, data.y, _train_only(split), epochs=epochs, patience=None, device=dev,
+    x = sparse_features(data.x).to(dev)
+    res = fit(model, x, data.edge_index, data.y, _train_only(split), epochs=epochs, patience=None, device=dev,
               decay=RECIPES[recipe])
-    return 1.0 - evaluate(res.model, data.x.to(dev), data.edge_index.to(dev), data.y.to(dev), split.unlabelled.to(dev))
+    return 1.0 - evaluate(res.model, x, data.edge_index.to(dev), data.y.to(dev), split.unlabelled.to(dev))
 
 
 def features_victim(data, split: Split, seed: int = 0, epochs: int = 300, device=None) -> float:
@@ -56,8 +57,9 @@ def features_victim(data, split: Split, seed: int = 0, epochs: int = 300, device
     dev = device or config.device()
     config.seed_everything(seed)
     model = LogisticRegression(data.num_features, int(data.y.max()) + 1)
-    res = fit(model, data.x, None, data.y, _train_only(split), epochs=epochs, patience=None, lr=0.01, weight_decay=5e-4, device=dev)
-    return 1.0 - evaluate(res.model, data.x.to(dev), None, data.y.to(dev), split.unlabelled.to(dev))
+    x = sparse_features(data.x).to(dev)
+    res = fit(model, x, None, data.y, _train_only(split), epochs=epochs, patience=None, lr=0.01, weight_decay=5e-4, device=dev)
+    return 1.0 - evaluate(res.model, x, None, data.y.to(dev), split.unlabelled.to(dev))
 
 
 def uniform_random_walk(rowptr, col, start, walk_length, p=1.0, q=1.0):
