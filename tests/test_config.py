@@ -91,3 +91,18 @@ def test_banner_states_profile_device_runtime(monkeypatch):
     text = str(config.banner("foundations"))
     assert "profile : quick (set by GRAPHTRUST_PROFILE)" in text
     assert "device" in text and "expected run time" in text
+
+
+def test_runs_record_the_code_version_they_were_measured_with():
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    v = config.code_version()
+    assert config.provenance()["code"] == v
+    src = Path(config.__file__).resolve().parent
+    if shutil.which("git") is None or subprocess.run(["git", "rev-parse"], cwd=src, capture_output=True).returncode:
+        assert v is None or v.startswith("graphtrust ")
+        return
+    head = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], cwd=src, capture_output=True, text=True).stdout.strip()
+    assert v in (head, head + "+dirty")

@@ -602,11 +602,42 @@ def banner(chapter: str) -> RunInfo:
     )
 
 
+_CODE: dict[str, str | None] = {}
+
+
+def code_version() -> str | None:
+    """The library's code version: the git commit of the checkout it is imported from, with
+    ``+dirty`` when tracked files under ``src/`` differ from it; the package version when it
+    is not imported from a git checkout (an installed wheel); computed once per process.
+
+    Saved runs carry it, so a cell can be traced to the code that measured it (two runs of
+    one cell with different code may differ in the last digits: victims train with sums in
+    another order after a change of edge order, for example).
+    """
+    if "v" not in _CODE:
+        import subprocess
+        from importlib.metadata import PackageNotFoundError, version
+
+        src = Path(__file__).resolve().parent
+        try:
+            run = dict(cwd=src, capture_output=True, text=True, timeout=10, check=True)
+            commit = subprocess.run(["git", "rev-parse", "--short=12", "HEAD"], **run).stdout.strip()
+            dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", "."], **run).stdout
+            _CODE["v"] = commit + ("+dirty" if dirty.strip() else "")
+        except (OSError, subprocess.SubprocessError):
+            try:
+                _CODE["v"] = "graphtrust " + version("graphtrust")
+            except PackageNotFoundError:
+                _CODE["v"] = None
+    return _CODE["v"]
+
+
 def provenance() -> dict[str, Any]:
-    """Where and with what a result was produced: profile, device, versions, machine."""
+    """Where and with what a result was produced: profile, device, versions, machine, code."""
     import torch_geometric
 
     return {
+        "code": code_version(),
         "profile": profile_name(),
         "device": device_description(),
         "python": platform.python_version(),
