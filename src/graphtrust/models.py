@@ -79,8 +79,9 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 
     With sparse CSR ``x`` (see :func:`sparse_features`) the weight gradient ``x.T @ grad``
     uses a transpose of ``x``'s pattern built once (:class:`~graphtrust.graph.SparseMatrix`)
-    instead of the one PyTorch's backward builds on every call: 20× faster for Cora-ML's
-    features (7.8 → 0.4 ms per forward and backward, one thread), the same products.
+    instead of the one PyTorch's backward builds on every call. Cora-ML's features, 16
+    outputs, forward and backward on one thread of a busy 2-core machine: 2.3 ms against
+    11.5 ms for PyTorch's CSR product and 20.5 ms for the dense one. The same products.
     """
     if x.layout != torch.sparse_csr:
         return F.linear(x, weight, bias)
