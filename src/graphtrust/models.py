@@ -8,6 +8,12 @@ Every model maps ``x: (N, D)`` and a graph argument to logits ``(N, C)``:
   surrogate of Metattack/Nettack.
 * :class:`SGC` — logistic regression on ``Â^K X``; graph = ``edge_index``.
 * :class:`MLP`, :class:`LogisticRegression` — ignore the graph (pass ``None``).
+
+``x`` may be dense or sparse CSR. Bag-of-words features are better passed through
+:func:`sparse_features` (cached, so call it per model): the input layer then computes with
+:func:`linear`, whose weight gradient reuses one transpose of the feature pattern. A new
+model takes sparse input by calling :func:`linear` for its first product, or
+:func:`sparse_input` on a PyG layer's ``lin``.
 """
 
 from __future__ import annotations
