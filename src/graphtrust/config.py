@@ -611,8 +611,8 @@ def code_version() -> str | None:
     is not imported from a git checkout (an installed wheel); computed once per process.
 
     Saved runs carry it, so a cell can be traced to the code that measured it (two runs of
-    one cell with different code may differ in the last digits: victims train with sums in
-    another order after a change of edge order, for example).
+    one cell with different code may differ: a Metattack cell re-run after the scoring code
+    changed its float order took another of two near-tied pairs at one flip).
     """
     if "v" not in _CODE:
         import subprocess
