@@ -84,15 +84,19 @@ def test_scalegun_experiment_on_the_harness_gives_every_table(tmp_path):
                  batch={"edge": 4, "node": 2, "feature": 2}, r_max_rel=1e-7, lam=1e-2, alpha=0.1, eps=1.0,
                  delta=1e-4, bound_requests=3, rmax_grid=(1e-9, 1e-1), efficacy_nodes=6, synthetic={"tiny": tiny},
                  cost_batch=5, lazy=dict(datasets=("tiny",), alphas=(0.1, 1.0), r_max=(1e-3,),
-                                         methods=("scalegun", "retrain"), requests=3, batch=4), runtime="-")
+                                         methods=("scalegun", "retrain"), requests=3, batch=4),
+                 lazy_scale=dict(datasets=("tiny",), alphas=(1.0,), r_max=(1e-3, 1e-2), methods=("scalegun", "retrain"),
+                                 requests=2, batch=5), runtime="-")
     config.register_sizes("scalegun-test", quick=sizes, full=sizes)
     exp = experiment.Experiment("scalegun-test", cells.grid, cells.measure)
     # the cells that read Cora read the tiny graph here
     grid = exp.grid(exp.sizes("quick"))
-    assert {c["part"] for c in grid.cells()} == {"utility", "bounds", "rmax", "lazy", "efficacy", "cost"}
+    assert {c["part"] for c in grid.cells()} == {"utility", "bounds", "rmax", "lazy", "lazy_scale", "efficacy", "cost"}
+    # retraining never reads r_max: one cell per α, not one per α × r_max
+    assert [c.get("r_max") for c in grid.cells() if c["part"] == "lazy_scale"] == [1e-3, 1e-2, None]
     grid = experiment.Grid(tuple(tuple((k, ("tiny",) if k == "dataset" else v) for k, v in b) for b in grid.blocks))
     run = experiment.run(exp, grid=grid, out=tmp_path / "sg.jsonl", profile="quick", show_progress=False)
-    assert run.complete(grid) and len(run.cells) == 2 * 3 + 1 + 2 + 2 * 2 + 1 + 1
+    assert run.complete(grid) and len(run.cells) == 2 * 3 + 1 + 2 + 2 * 2 + 3 + 1 + 1
     rec = run.records
     util = tables.utility_frame(rec)
     assert list(util.index) == [("tiny", "edge"), ("tiny", "node")] and (util["removed"] == [8, 4]).all()
@@ -105,6 +109,9 @@ def test_scalegun_experiment_on_the_harness_gives_every_table(tmp_path):
     assert rm.loc[1e-9, "approximation"] <= rm.loc[1e-1, "approximation"]
     lazy = tables.lazy_frame(rec)
     assert len(lazy) == 4 and (lazy.xs("retrain", level="method").retrains == 3).all()
+    scale = tables.lazy_frame(rec, "lazy_scale")
+    assert len(scale) == 3 and scale.accuracy_before.notna().all() and (scale.seconds_median > 0).all()
+    assert scale.xs("retrain", level="method").retrains.tolist() == [2]  # kept, though its r_max is missing
     assert set(tables.efficacy_frame(rec).index) == {"scalegun", "cgu", "retrain"}
     assert list(tables.cost_frame(rec).index) == ["tiny"]
     claims = tables.claims(rec, cells.settings(exp.sizes("quick")))

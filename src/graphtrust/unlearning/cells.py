@@ -12,6 +12,8 @@
   largest entry error and the model-level approximation term;
 * ``lazy`` — dataset × α × absolute ``r_max`` × method: sequences where residues stay
   unpushed, so the approximation term is not zero;
+* ``lazy_scale`` — the same on the profile's synthetic graph with 100-edge batches:
+  ScaleGUN over α × ``r_max``, retraining over α only (it never reads ``r_max``);
 * ``efficacy`` — Cora: the replay and membership tests, one record per method;
 * ``cost`` — graph (the profile's synthetic graphs and Cora): one batch of edge
   removals against exact re-propagation and retraining.
@@ -52,13 +54,16 @@ def settings(sz: config.Sizes) -> dict[str, float]:
 
 def grid(sz: config.Sizes) -> Grid:
     """The cells of the profile: see the module docstring."""
-    lz = sz.lazy
+    lz, ls = sz.lazy, sz.lazy_scale
     graphs = (*sz.synthetic, "cora")
     return (Grid.product(part=("utility",), dataset=sz.datasets, kind=sz.kinds, method=sz.methods)
             | Grid.product(part=("bounds",), dataset=("cora",))
             | Grid.product(part=("rmax",), dataset=("cora",), r_max_rel=sz.rmax_grid)
             | Grid.product(part=("lazy",), dataset=lz["datasets"], alpha=lz["alphas"], r_max=lz["r_max"],
                            method=lz["methods"])
+            | Grid.product(part=("lazy_scale",), dataset=ls["datasets"], alpha=ls["alphas"], r_max=ls["r_max"],
+                           method=("scalegun",))
+            | Grid.product(part=("lazy_scale",), dataset=ls["datasets"], alpha=ls["alphas"], method=("retrain",))
             | Grid.product(part=("efficacy",), dataset=("cora",))
             | Grid.product(part=("cost",), dataset=graphs))
 
@@ -98,10 +103,10 @@ def measure(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any]]:
         edges = requests(p, "edge", 1, sz.batch["edge"], seed=3)[0]
         (row,) = rmax_tradeoff(p, (cell["r_max_rel"],), edges, **{k: v for k, v in kw.items() if k != "r_max_rel"})
         return [{k: v for k, v in row.items() if k != "r_max_rel"}]
-    if part == "lazy":
-        lz = sz.lazy
+    if part in ("lazy", "lazy_scale"):
+        lz = sz.lazy if part == "lazy" else sz.lazy_scale
         seq = run_sequence(p, cell["method"], "edge", requests(p, "edge", lz["requests"], lz["batch"]),
-                           r_max=cell["r_max"], alpha=cell["alpha"], lam=sz.lam, eps=sz.eps, delta=sz.delta)
+                           r_max=cell.get("r_max"), alpha=cell["alpha"], lam=sz.lam, eps=sz.eps, delta=sz.delta)
         return _steps(seq)
     if part == "efficacy":
         e = efficacy(p, nodes=sz.efficacy_nodes, **kw)

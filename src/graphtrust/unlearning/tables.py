@@ -31,10 +31,10 @@ def _sequences(records: pd.DataFrame, part: str, keys: list[str]) -> pd.DataFram
     served = steps[steps.step > 0].assign(
         ratio=lambda d: d.model_total / d.budget if "model_total" in d else 0.0,
         approx=lambda d: d.model_approximation if "model_approximation" in d else 0.0)
-    g = served.groupby(keys)
+    g = served.groupby(keys, dropna=False)  # cells without a key (retraining has no r_max) keep their rows
     out = pd.DataFrame({
         "removed": g.removed.max(),
-        "accuracy_before": 100 * steps[steps.step == 0].set_index(keys).accuracy,
+        "accuracy_before": 100 * steps[steps.step == 0].groupby(keys, dropna=False).accuracy.first(),
         "accuracy_after": 100 * g.accuracy.last(),
         "retrains": g.retrained.sum().astype(int),
         "flushes": g.flushed.sum().astype(int),
@@ -106,13 +106,19 @@ def efficacy_frame(records: pd.DataFrame) -> pd.DataFrame:
     return _part(records, "efficacy").set_index("method")[keys]
 
 
-def lazy_frame(records: pd.DataFrame) -> pd.DataFrame:
-    """The laziness sweep (absolute r_max × α), one row per dataset × α × r_max × method:
-    accuracy before and after the requests (%), the approximation term (mean, largest), the
-    largest model-level bound over the budget, flushes and retrains."""
-    seq = _sequences(records, "lazy", ["dataset", "alpha", "r_max", "method"])
+def lazy_frame(records: pd.DataFrame, part: str = "lazy") -> pd.DataFrame:
+    """A laziness sweep (absolute r_max × α; ``part`` ``"lazy"`` or ``"lazy_scale"``), one
+    row per dataset × α × r_max × method (r_max is NaN for retraining where its cells have
+    none): accuracy before and after the requests (%), the approximation term (mean,
+    largest), the largest model-level bound over the budget, flushes, retrains, and the
+    median seconds of a request (embedding and model update; flushes count in the latter)."""
+    keys = ["dataset", "alpha", "r_max", "method"]
+    seq = _sequences(records, part, keys)
+    served = _part(records, part)
+    served = served[served.step > 0].assign(seconds=lambda d: d.embedding_seconds + d.model_seconds)
+    seq["seconds_median"] = served.groupby(keys, dropna=False).seconds.median()
     return seq[["accuracy_before", "accuracy_after", "approximation_mean", "approximation_max",
-                "bound_over_budget", "flushes", "retrains"]]
+                "bound_over_budget", "flushes", "retrains", "seconds_median"]]
 
 
 def lazy_certified(lazy: pd.DataFrame) -> pd.DataFrame:
@@ -134,8 +140,10 @@ def lazy_summary(lazy: pd.DataFrame) -> dict[str, float] | None:
         return None
     a_ok, a_low = float(ok.index.get_level_values("alpha").min()), float(sg.index.get_level_values("alpha").min())
     where = ok.xs(a_ok, level="alpha").index  # (dataset, r_max) pairs certified at a_ok
-    rt = lazy.xs("retrain", level="method")
-    at = {a: (sg.xs(a, level="alpha").loc[where], rt.xs(a, level="alpha").loc[where]) for a in (a_ok, a_low)}
+    # retraining never reads r_max: its accuracy per dataset and α, matched to each pair's dataset
+    rt = lazy.xs("retrain", level="method").groupby(["dataset", "alpha"]).mean()
+    graphs = where.get_level_values("dataset")
+    at = {a: (sg.xs(a, level="alpha").loc[where], rt.xs(a, level="alpha").loc[graphs]) for a in (a_ok, a_low)}
     return {"alpha": a_ok, "alpha_low": a_low, "settings": len(where),
             "accuracy": float(at[a_ok][0].accuracy_after.mean()), "accuracy_low": float(at[a_low][0].accuracy_after.mean()),
             "retrain": float(at[a_ok][1].accuracy_after.mean()), "retrain_low": float(at[a_low][1].accuracy_after.mean()),
