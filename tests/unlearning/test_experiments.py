@@ -113,7 +113,9 @@ def test_scalegun_experiment_on_the_harness_gives_every_table(tmp_path):
     assert len(scale) == 3 and scale.accuracy_before.notna().all() and (scale.seconds_median > 0).all()
     assert scale.xs("retrain", level="method").retrains.tolist() == [2]  # kept, though its r_max is missing
     assert set(tables.efficacy_frame(rec).index) == {"scalegun", "cgu", "retrain"}
-    assert list(tables.cost_frame(rec).index) == ["tiny"]
+    cost = tables.cost_frame(rec)
+    assert list(cost.index) == ["tiny"] and (cost.repeats == 3).all()
+    assert (cost["speed-up low"] <= cost["request speed-up"]).all() and (cost["request speed-up"] <= cost["speed-up high"]).all()
     claims = tables.claims(rec, cells.settings(exp.sizes("quick")))
     assert len(claims) == 4 and set(claims.verdict) <= {"reproduced", "partly", "not reproduced"}
     # resuming the saved file measures nothing and gives the same records
