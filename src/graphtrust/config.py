@@ -441,7 +441,7 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
                       methods=("scalegun", "retrain"), requests=25, batch=20),
             lazy_scale=dict(datasets=("arxiv-sized",), alphas=(0.1, 1.0, 3.0, 10.0), r_max=(1e-6, 1e-5, 1e-4),
                             methods=("scalegun", "retrain"), requests=5, batch=100),
-            runtime="about 30 minutes on 2 CPU cores, and about 40 more for the laziness sweep at arxiv size",
+            runtime="about 30 minutes on 2 CPU cores, and 25 more for the laziness sweep at arxiv size (one thread, 2026-12-05)",
         ),
     },
 }
