@@ -169,7 +169,8 @@ def lazy_summary(lazy: pd.DataFrame) -> dict[str, float] | None:
 def scale_summary(records: pd.DataFrame) -> dict[str, float] | None:
     """The laziness sweep at scale (part ``lazy_scale``): :func:`lazy_summary`'s accuracy
     figures, its graph's name, and the cost of a request over *every* lazily certified
-    setting (:func:`lazy_certified`), each paired with retraining at the same α: medians over
+    setting (:func:`lazy_certified`; ``settings`` is their count, replacing
+    :func:`lazy_summary`'s count at the smallest α), each paired with retraining at the same α: medians over
     those settings of ScaleGUN's embedding and model update and of retraining's
     re-propagation and fit (``seconds``, ``retrain_seconds`` their sums), the smallest and
     largest model update, and the smallest, median and largest speed-up of the whole
