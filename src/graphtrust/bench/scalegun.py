@@ -105,8 +105,8 @@ def run(args: argparse.Namespace) -> dict:
         rec = model.remove(z_old[train], data.y[train], lp.embedding[train], data.y[train],
                            lp.error_bound().double(), flush=flush, frobenius=lp.frobenius_bound())
         out["model_update_seconds"] = round(time.perf_counter() - t, 3)
-        out.update(alpha=args.alpha, lam=args.lam, model_flushed=rec.flushed, model_retrained=rec.retrained, model_causes=rec.causes,
-                   model_bound_over_budget=round(rec.model_total / rec.budget, 4))
+        out.update(alpha=args.alpha, lam=args.lam, model_flushed=rec.flushed, model_retrained=rec.retrained,
+                   model_causes=rec.causes, model_bound_over_budget=round(rec.model_total / rec.budget, 4))
         t = time.perf_counter()
         CertifiedLinear(s["num_classes"], lam=args.lam, alpha=args.alpha, max_iter=50).fit(exact[train].double(),
                                                                                            data.y[train])

@@ -62,8 +62,9 @@ def grid(sz: config.Sizes) -> Grid:
             | Grid.product(part=("lazy",), dataset=lz["datasets"], alpha=lz["alphas"], r_max=lz["r_max"],
                            method=lz["methods"])
             | Grid.product(part=("lazy_scale",), dataset=ls["datasets"], alpha=ls["alphas"], r_max=ls["r_max"],
-                           method=("scalegun",))
-            | Grid.product(part=("lazy_scale",), dataset=ls["datasets"], alpha=ls["alphas"], method=("retrain",))
+                           method=tuple(m for m in ls["methods"] if m != "retrain"))
+            | Grid.product(part=("lazy_scale",), dataset=ls["datasets"], alpha=ls["alphas"],
+                           method=tuple(m for m in ls["methods"] if m == "retrain"))
             | Grid.product(part=("efficacy",), dataset=("cora",))
             | Grid.product(part=("cost",), dataset=graphs))
 

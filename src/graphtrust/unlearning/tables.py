@@ -25,8 +25,9 @@ def _part(records: pd.DataFrame, part: str) -> pd.DataFrame:
 
 def _sequences(records: pd.DataFrame, part: str, keys: list[str]) -> pd.DataFrame:
     """Per sequence (``keys``): removed items, accuracy before and after (%), the count of
-    retrains and flushes, the largest model-level bound over the budget and the
-    approximation term's mean and largest value over the requests."""
+    retrains and flushes, the largest model-level bound over the budget, the
+    approximation term's mean and largest value over the requests, and the median seconds
+    of a request's embedding and model update."""
     steps = _part(records, part).sort_values("step")
     served = steps[steps.step > 0].assign(
         ratio=lambda d: d.model_total / d.budget if "model_total" in d else 0.0,
@@ -42,6 +43,8 @@ def _sequences(records: pd.DataFrame, part: str, keys: list[str]) -> pd.DataFram
         "approximation_mean": g.approx.mean().fillna(0.0),
         "approximation_max": g.approx.max().fillna(0.0),
         "certified": g.certified.all() if "certified" in served else True,
+        "embedding_s": g.embedding_seconds.median(),
+        "model_s": g.model_seconds.median(),
     })
     return out
 
@@ -123,11 +126,7 @@ def lazy_frame(records: pd.DataFrame, part: str = "lazy") -> pd.DataFrame:
     largest), the largest model-level bound over the budget, flushes, retrains, and the
     median seconds of a request's embedding update (exact re-propagation for retraining)
     and model update (a flush counts in the latter; retraining's is the fit)."""
-    keys = ["dataset", "alpha", "r_max", "method"]
-    seq = _sequences(records, part, keys)
-    served = _part(records, part)
-    g = served[served.step > 0].groupby(keys, dropna=False)
-    seq["embedding_s"], seq["model_s"] = g.embedding_seconds.median(), g.model_seconds.median()
+    seq = _sequences(records, part, ["dataset", "alpha", "r_max", "method"])
     return seq[["accuracy_before", "accuracy_after", "approximation_mean", "approximation_max",
                 "bound_over_budget", "flushes", "retrains", "embedding_s", "model_s"]]
 
@@ -137,6 +136,14 @@ def lazy_certified(lazy: pd.DataFrame) -> pd.DataFrame:
     approximation term, no flush and no retrain over the whole sequence."""
     sg = lazy.xs("scalegun", level="method")
     return sg[(sg.approximation_mean > 0) & (sg.flushes == 0) & (sg.retrains == 0)]
+
+
+def _retraining_at(lazy: pd.DataFrame, datasets, alphas) -> pd.DataFrame:
+    """Retraining's rows of :func:`lazy_frame` for each (dataset, α) pair, averaged over
+    whatever ``r_max`` rows a run holds (retraining never reads it); NaN where a run in
+    progress has no retraining at that α yet."""
+    rt = lazy.xs("retrain", level="method").groupby(["dataset", "alpha"]).mean().astype(float)
+    return rt.reindex(pd.MultiIndex.from_arrays([list(datasets), list(alphas)], names=["dataset", "alpha"]))
 
 
 def lazy_summary(lazy: pd.DataFrame) -> dict[str, float] | None:
@@ -151,14 +158,9 @@ def lazy_summary(lazy: pd.DataFrame) -> dict[str, float] | None:
         return None
     a_ok, a_low = float(ok.index.get_level_values("alpha").min()), float(sg.index.get_level_values("alpha").min())
     where = ok.xs(a_ok, level="alpha").index  # (dataset, r_max) pairs certified at a_ok
-    # retraining never reads r_max: its accuracy per dataset and α, matched to each pair's dataset
-    rt = lazy.xs("retrain", level="method").groupby(["dataset", "alpha"]).mean()
     graphs = where.get_level_values("dataset")
-    def retrain_at(a: float) -> pd.DataFrame:  # NaN where a run in progress has no retraining at α yet
-        held = rt.xs(a, level="alpha") if a in rt.index.get_level_values("alpha") else rt.iloc[:0].droplevel("alpha")
-        return held.reindex(graphs).astype(float)
-
-    at = {a: (sg.xs(a, level="alpha").loc[where], retrain_at(a)) for a in (a_ok, a_low)}
+    at = {a: (sg.xs(a, level="alpha").loc[where], _retraining_at(lazy, graphs, [a] * len(graphs)))
+          for a in (a_ok, a_low)}
     return {"alpha": a_ok, "alpha_low": a_low, "settings": len(where),
             "accuracy": float(at[a_ok][0].accuracy_after.mean()), "accuracy_low": float(at[a_low][0].accuracy_after.mean()),
             "retrain": float(at[a_ok][1].accuracy_after.mean()), "retrain_low": float(at[a_low][1].accuracy_after.mean()),
@@ -182,8 +184,8 @@ def scale_summary(records: pd.DataFrame) -> dict[str, float] | None:
     if out is None:
         return None
     ok = lazy_certified(lazy)
-    rt = lazy.xs("retrain", level="method").groupby(["dataset", "alpha"])[["embedding_s", "model_s"]].mean()
-    pair = rt.reindex(ok.index.droplevel("r_max")).astype(float).set_axis(ok.index)
+    pair = _retraining_at(lazy, ok.index.get_level_values("dataset"), ok.index.get_level_values("alpha"))
+    pair = pair.set_axis(ok.index)
     mine, ref = ok.embedding_s + ok.model_s, pair.embedding_s + pair.model_s
     speed = (ref / mine).astype(float)
     out |= {"settings": len(ok), "embedding_seconds": float(ok.embedding_s.median()),
