@@ -250,6 +250,10 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             patience=50,
             # PR-BCD (torch_geometric.contrib): epochs, of which the first `resample` redraw the block
             prbcd=dict(epochs=30, resample=24, block_size=100_000),
+            # Meta-PGD (adaptive poisoning through training, defences.meta): the defences and budgets
+            # it runs on, Adam steps unrolled, PR-BCD steps, candidate block, final samples
+            meta=dict(defences=("gcn", "jaccard"), budgets=(0.10,), steps=20, epochs=10, resample=7,
+                      block_size=20_000, final_samples=5),
             runtime=("under 6 minutes on 2 idle CPU cores (336 s in CI with 50 PR-BCD steps); "
                      "516 s beside two busy processes (2026-12-04)"),
         ),
@@ -262,6 +266,8 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             epochs=300,
             patience=50,
             prbcd=dict(epochs=125, resample=100, block_size=100_000),
+            meta=dict(defences=("gcn", "jaccard", "gnnguard", "rgcn"), budgets=(0.05, 0.10, 0.15, 0.20, 0.25),
+                      steps=50, epochs=30, resample=24, block_size=20_000, final_samples=5),
             runtime="hours on 2 CPU cores; minutes on a GPU",
         ),
     },

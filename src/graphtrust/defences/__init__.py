@@ -4,7 +4,10 @@
   ``forward(x, edge_index, edge_weight=None)`` that purifies the graph it is given.
 * :mod:`.evaluate` — :data:`DEFENCES` by name, :func:`train`, :func:`accuracy`, and
   :func:`prbcd` (PyG's ``PRBCDAttack``) for transfer and adaptive evasion attacks.
-* :mod:`.cells` — the chapter's grid on the experiment harness (``defences_main``).
+* :mod:`.meta` — :func:`meta_pgd`: adaptive poisoning through the defender's training
+  (PR-BCD on :class:`UnrolledTraining`, the defence's training unrolled).
+* :mod:`.cells` — the chapter's grids on the experiment harness (``defences_main``,
+  ``defences_meta``).
 """
 
 from .evaluate import (
@@ -19,6 +22,7 @@ from .evaluate import (
            prbcd,
            train,
 )
+from .meta import NOT_UNROLLED, UnrolledTraining, meta_pgd
 
 __all__ = ["DEFENCES", "Defence", "Trained", "accuracy", "attacker_labels", "budget_flips", "build", "defence",
-           "prbcd", "train"]
+           "prbcd", "train", "meta_pgd", "UnrolledTraining", "NOT_UNROLLED"]

@@ -19,6 +19,12 @@ one record per threat (``attack``), each with the test accuracy:
   adaptive attack that knows the defence but does not differentiate through its
   training (no meta-gradient): a *lower bound* on what an adaptive poisoning attack does.
 
+``defences_meta`` measures the adaptive poisoning attack that does differentiate through
+the defender's training (Meta-PGD, :func:`.meta.meta_pgd`), on the profile's ``meta``
+defences and budgets, one record per cell (``attack="meta-poisoning"``):
+
+    dataset × split × defence × budget × model seed
+
 The splits are the Metattack chapter's (stratified 10/10/80, seed = ``split``) so the
 transfer graphs fit them. Run the full grid in parts, one thread each, and merge::
 
@@ -39,9 +45,10 @@ from ..graph import apply_flips
 from ..models import sparse_features
 from ..splits import stratified_split
 from .evaluate import accuracy, budget_flips, defence, prbcd, train
+from .meta import meta_pgd
 from .models import pair_similarity
 
-__all__ = ["MAIN", "main_grid", "measure_main", "apply_flips", "transfer_flips", "TRANSFER_FILE", "THREATS", "flip_profile"]
+__all__ = ["MAIN", "META", "main_grid", "meta_grid", "measure_main", "measure_meta", "apply_flips", "transfer_flips", "TRANSFER_FILE", "THREATS", "flip_profile"]
 
 #: the saved Meta-Self graphs (a ``metattack_graphs`` run) in a source checkout
 TRANSFER_FILE = Path(__file__).resolve().parents[3] / "book" / "results" / "metattack_graphs.jsonl"
@@ -157,3 +164,26 @@ def measure_main(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, An
 
 
 MAIN = register(Experiment("defences_main", main_grid, measure_main, chapter="defences"))
+
+
+def meta_grid(sz: config.Sizes) -> Grid:
+    return Grid.product(dataset=sz.datasets, split=sz.splits, defence=sz.meta["defences"], budget=sz.meta["budgets"],
+                        model_seed=sz.model_seeds)
+
+
+def measure_meta(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """Test accuracy of one defence trained on the graph Meta-PGD poisoned through its training."""
+    sz = ctx["sizes"]
+    data, split = _setup(ctx, cell["dataset"], cell["split"])
+    name, budget, seed = cell["defence"], float(cell["budget"]), int(cell["model_seed"])
+    clean = _clean_model(ctx, name, data, split, cell["split"], seed, sz)  # the attacker's self-training labels
+    m = sz.meta
+    ei, fl, sec = meta_pgd(name, data, split, budget, clean.model, seed=seed, steps=m["steps"], epochs=m["epochs"],
+                           resample=m["resample"], block_size=m["block_size"], final_samples=m["final_samples"])
+    tr = train(name, data, split, seed=seed, edge_index=ei, epochs=sz.epochs, patience=sz.patience)
+    return [{"attack": "meta-poisoning", "accuracy": accuracy(tr.model, data, ei, split.test),
+             "flips": int(fl.size(1)), "attack_seconds": round(sec, 2), "train_seconds": round(tr.seconds, 2),
+             "steps": m["steps"], **flip_profile(data, fl.t(), ctx["similarity"])}]
+
+
+META = register(Experiment("defences_meta", meta_grid, measure_meta, chapter="defences"))
