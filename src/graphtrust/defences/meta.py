@@ -150,7 +150,8 @@ def meta_pgd(name: str, data: Data, split: Split, budget: float, clean: nn.Modul
     flips = budget_flips(budget, data)
     labels = attacker_labels(clean, data, split, data.edge_index)
     config.seed_everything(seed)
-    surrogate = UnrolledTraining(build(name, data, **params), data.y, split.train, steps=steps, regularize=False)
+    model = build(name, data, **params).to(data.x.device)
+    surrogate = UnrolledTraining(model, data.y, split.train.to(data.x.device), steps=steps, regularize=False)
     attack = PRBCDAttack(surrogate, block_size=max(block_size, 2 * flips), epochs=epochs,
                          epochs_resampling=min(resample, epochs), loss=loss, lr=lr, log=show_progress,
                          max_final_samples=final_samples)
