@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 from graphtrust import progress, status
-from graphtrust.results import Result
 
 
 def test_progress_respects_tqdm_disable(monkeypatch):
@@ -13,13 +12,6 @@ def test_progress_respects_tqdm_disable(monkeypatch):
     monkeypatch.delenv("TQDM_DISABLE")
     assert progress.progress(range(3), enabled=False).disable
     assert list(progress.progress(range(3), enabled=False)) == [0, 1, 2]
-
-
-def test_result_roundtrip(tmp_path):
-    r = Result("demo", {"acc": [0.8, 0.81]}, seconds=1.5)
-    path = r.save(tmp_path / "r" / "demo.json")
-    back = Result.load(path)
-    assert back.data == r.data and back.provenance["torch"] and back.seconds == 1.5
 
 
 def test_execution_table_reads_nbclient_timings(tmp_path):

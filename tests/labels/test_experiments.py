@@ -95,25 +95,3 @@ def test_pitfall_experiment_on_the_harness(data, monkeypatch, tmp_path):
     tuned = df[df.protocol == "corrected-tuned"]
     assert len(tuned) == 2 and all(set(eval(c)) == {"lr", "weight_decay", "dropout"} for c in tuned.chosen)
 
-
-def test_saved_full_run_converts_to_records_with_the_same_tables():
-    from pathlib import Path
-
-    from graphtrust.labels import summary
-    from graphtrust.results import Result, mean_std
-    from graphtrust.training import summarize
-
-    path = Path(__file__).parents[2] / "book" / "results" / "label_poisoning_full.json"
-    old = Result.load(path)
-    rec = summary.records(old)
-    checked = 0
-    for name, entry in old.data["datasets"].items():
-        for victim in entry["clean"]:
-            table = mean_std(rec[(rec.dataset == name) & (rec.victim == victim)], "attack", "budget", "accuracy")
-            cells = [("clean", 0.0, entry["clean"][victim])] + [
-                (a, float(b), per_v[victim]) for a, per_b in entry["attacks"].items()
-                for b, per_v in per_b.items() if victim in per_v]
-            for attack, budget, values in cells:
-                assert table.loc[attack, budget] == summarize(values).format(100), (name, victim, attack, budget)
-                checked += 1
-    assert checked == rec.groupby(["dataset", "victim", "attack", "budget"]).ngroups >= 344  # 2 datasets, 4 victims

@@ -1,23 +1,24 @@
+import pandas as pd
 import pytest
 
 from graphtrust.labels import summary
-from graphtrust.results import Result
 
 
-def _result():
+def _records():
+    """``label_attacks`` records: GCN on pools 0, 1 at 10 and 20 %, GAT on pools 3, 4 at 20 %."""
     acc = {"random": 0.70, "lafak": 0.60, "sgc": 0.58, "sgc-bin": 0.52, "ntk": 0.61, "ntk-bin": 0.59}
-    attacks = {a: {"0.2": {"gcn": [v - 0.01, v + 0.01]}, "0.1": {"gcn": [v + 0.05] * 2}} for a, v in acc.items()}
+    cells = [("gcn", "clean", 0.0, [0.8, 0.82]), ("gat", "clean", 0.0, [0.79, 0.79])]
     for a, v in acc.items():
-        attacks[a]["0.2"]["gat"] = [v + 0.02, v + 0.02]  # GAT: main budget only
-    entry = {"clean": {"gcn": [0.8, 0.82], "gat": [0.79, 0.79]}, "attacks": attacks,
-             "splits": {"gcn": [0, 1], "gat": [3, 4]},
-             "trainer": {"gcn": ["one model at a time", "batched"], "gat": ["batched"] * 2}}
-    return Result("label_poisoning", {"budgets": [0.1, 0.2], "main_budget": 0.2, "splits": [0, 1, 3, 4],
-                                      "datasets": {"cora_ml": entry}})
+        cells += [("gcn", a, 0.2, [v - 0.01, v + 0.01]), ("gcn", a, 0.1, [v + 0.05] * 2),
+                  ("gat", a, 0.2, [v + 0.02] * 2)]  # GAT: main budget only
+    pools = {"gcn": [0, 1], "gat": [3, 4]}
+    return pd.DataFrame([{"dataset": "cora_ml", "victim": victim, "attack": attack, "budget": b, "split": s,
+                          "accuracy": x} for victim, attack, b, values in cells
+                         for s, x in zip(pools[victim], values)])
 
 
 def test_coverage_lists_pools_budgets_and_cells():
-    rec = summary.records(_result()).assign(_seconds=1800.0)
+    rec = _records().assign(_seconds=1800.0)
     cov = summary.coverage(rec)
     gcn, gat = cov.loc[("cora_ml", "gcn")], cov.loc[("cora_ml", "gat")]
     assert gcn.pools == 2 and gcn.budgets == "10 %, 20 %" and gcn.attacks == 6 and gcn.cells == 2 + 6 * 2 * 2
@@ -29,7 +30,7 @@ def test_coverage_lists_pools_budgets_and_cells():
 
 
 def test_claims_compare_attacks_on_the_pools_they_share():
-    rec = summary.records(_result())
+    rec = _records()
     cut = rec[~((rec.attack == "sgc-bin") & (rec.split == 1))]  # a run stopped before sgc-bin's second pool
     kept = summary.common_pools(cut[cut.attack != "clean"])
     gcn20 = kept[(kept.victim == "gcn") & (kept.budget == 0.2)]
@@ -39,13 +40,6 @@ def test_claims_compare_attacks_on_the_pools_they_share():
     assert cell["new"] == pytest.approx(51.0) and cell["previous"] == pytest.approx(59.0)  # split 0 only
 
 
-def test_not_rerun_keeps_only_what_the_new_run_lacks():
-    old = summary.records(_result())
-    new = old[(old.victim == "gcn") & (old.budget.isin([0.0, 0.2]))].assign(accuracy=0.0)
-    left = summary.not_rerun(old, new)
-    assert set(zip(left.victim, left.budget)) == {("gcn", 0.1), ("gat", 0.0), ("gat", 0.2)}
-    assert summary.not_rerun(old, None) is old and len(summary.not_rerun(old, old)) == 0
-
 
 def test_budget_curves_and_explorer_read_records():
     import matplotlib
@@ -53,7 +47,7 @@ def test_budget_curves_and_explorer_read_records():
     matplotlib.use("Agg")
     from graphtrust.labels.explorer import budget_curves, explorer
 
-    rec = summary.records(_result())
+    rec = _records()
     ax = budget_curves(rec, "cora_ml", "gcn", ["random", "sgc-bin", "absent"])
     assert len(ax.lines) >= 1 and "2 pools" in ax.get_title()
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
@@ -62,7 +56,7 @@ def test_budget_curves_and_explorer_read_records():
 
 
 def test_claims_measure_the_gap_to_the_previous_best_and_the_bin_gain():
-    c = summary.claims(summary.records(_result()))
+    c = summary.claims(_records())
     assert c["num_cells"] == 3  # gcn at two budgets, gat at one
     cell = next(x for x in c["cells"] if x["victim"] == "gcn" and x["budget"] == 0.2)
     assert (cell["previous best"], cell["new best"]) == ("lafak", "sgc-bin")
@@ -70,5 +64,23 @@ def test_claims_measure_the_gap_to_the_previous_best_and_the_bin_gain():
     # per cell: sgc 58 vs 52 (+6), ntk 61 vs 59 (+2): BIN stronger in every cell
     assert c["mean_bin_gain"] == pytest.approx(4.0) and c["bin_wins"] == c["num_bin"] == 6
     assert c["rank"][0][0] == "sgc-bin" and c["rank"][-1][0] == "random"
-    empty = summary.records(_result()).iloc[:0]
+    empty = _records().iloc[:0]
     assert summary.claims(empty)["cells"] == []
+
+
+def test_bin_claim_counts_a_tie_with_the_first_attack_only_within_its_interval():
+    rec = _records()
+    gap = {("gcn", 0.2): 0.010, ("gcn", 0.1): -0.012, ("gat", 0.2): 0.005}  # sgc-bin − lafak per cell
+    bin_acc = rec[rec.attack == "sgc-bin"].set_index(["victim", "budget", "split"]).accuracy
+    for (victim, b), d in gap.items():
+        rows = (rec.attack == "lafak") & (rec.victim == victim) & (rec.budget == b)
+        rec.loc[rows, "accuracy"] = [bin_acc[(victim, b, s)] - d for s in rec.loc[rows, "split"]]
+    c = summary.claims(rec)
+    assert c["rank"][0][0] == "lafak" and c["best_bin"] == "sgc-bin"
+    low, high = (float(v) for v in c["bin_vs_top_ci"].strip("[]").split(","))
+    assert low < 0 < high  # 0.1 points behind over three cells: not a ranking
+    row = summary.claims_table(rec.iloc[:0].assign(protocol=[]), rec).set_index("key").loc["bin"]
+    assert row.verdict == "reproduced" and "paired 95 % CI" in row.ours
+    far = rec.assign(accuracy=rec.accuracy.where(rec.attack != "lafak", rec.accuracy - 0.05))  # lafak 5 pts stronger
+    row = summary.claims_table(rec.iloc[:0].assign(protocol=[]), far).set_index("key").loc["bin"]
+    assert row.verdict == "partly"

@@ -11,9 +11,6 @@ The experiments themselves (the main table ``label_attacks``, the pitfall rows
 
     GRAPHTRUST_PROFILE=full python -m graphtrust.experiments label_attacks \\
         --out book/results/label_attacks_full.jsonl [--only victim=mlp]
-
-The older nested-dict run (``label_poisoning_full.json``, from before the BIN-pair rule)
-is still read by :func:`.summary.records`.
 """
 
 from __future__ import annotations

@@ -1,76 +1,30 @@
 """Summaries of label-poisoning runs: what they cover and the paper's claims measured on them.
 
 All functions read flat records (pandas), the harness's format: the ``label_attacks`` and
-``label_pitfalls`` experiments' ``Run.records``, or :func:`records` of the older nested-dict
-run (``label_poisoning_full.json``).
+``label_pitfalls`` experiments' ``Run.records``.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..results import Result, t_half_width
+from ..results import t_half_width
 from .experiments import PREVIOUS
 
-__all__ = ["NEW", "defender_effect", "claims_table", "records", "pitfall_records", "coverage", "not_rerun",
+__all__ = ["NEW", "defender_effect", "claims_table", "coverage",
            "budget_label", "common_pools", "full_sweep", "claims", "pitfall_drops", "protocol_effect"]
 
 #: the paper's attacks (true-label knowledge); the older ones are ``experiments.PREVIOUS``
 NEW = ("sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")
 
 
-def records(result: Result) -> Any:
-    """A saved :func:`.experiments.run` result as flat records, the harness's format.
-
-    One row per (dataset, victim, attack, budget, split) with its ``accuracy`` (a fraction);
-    clean training is ``attack="clean"`` at ``budget=0``. The per-split lists of the nested
-    result are aligned with the victim's ``splits`` (merged parts concatenate both in the
-    same order). This converts the saved full-profile runs without re-running them.
-    """
-    import pandas as pd
-
-    rows = []
-    for name, entry in result.data["datasets"].items():
-        all_splits = entry.get("splits", {v: result.data["splits"] for v in entry["clean"]})
-        for victim, accs in entry["clean"].items():
-            splits = all_splits[victim]
-            cells = [("clean", 0.0, accs)] + [(a, float(b), per_v[victim]) for a, per_b in entry["attacks"].items()
-                                              for b, per_v in per_b.items() if victim in per_v]
-            for attack, budget, values in cells:
-                if len(values) != len(splits):
-                    raise ValueError(f"{name}/{victim}/{attack}/{budget}: {len(values)} values for "
-                                     f"{len(splits)} splits")
-                rows += [{"dataset": name, "victim": victim, "attack": attack, "budget": budget, "split": s,
-                          "accuracy": v} for s, v in zip(splits, values)]
-    return pd.DataFrame(rows)
-
-
-def pitfall_records(result: Result) -> Any:
-    """The pitfall rows of a saved nested run (before they moved to the harness) as records.
-
-    Same columns as the ``label_pitfalls`` experiment's ``dataset, protocol, attack, split,
-    accuracy``; lets the chapter compare the first version of the pitfall table with today's.
-    """
-    import pandas as pd
-
-    rows = []
-    for name, entry in result.data["datasets"].items():
-        splits = entry.get("pitfall_splits", result.data["splits"])
-        for row in entry.get("pitfalls", []):
-            for attack, values in row.items():
-                if attack in ("step", "protocol"):
-                    continue
-                rows += [{"dataset": name, "protocol": row["protocol"], "attack": attack, "split": sp,
-                          "accuracy": v} for sp, v in zip(splits, values)]
-    return pd.DataFrame(rows)
-
 
 def coverage(records) -> Any:
     """What a run of flat records covers: one row per (dataset, victim) with its pools,
     budgets, cells and, for harness runs, the compute hours of its cells.
 
-    ``records``: the ``label_attacks`` experiment's records (or :func:`records` of an older
-    run), optionally with a ``run`` column, which then leads the index.
+    ``records``: the ``label_attacks`` experiment's records, optionally with a ``run``
+    column, which then leads the index.
     """
     import pandas as pd
 
@@ -87,17 +41,6 @@ def coverage(records) -> Any:
         rows.append(row)
     return pd.DataFrame(rows).set_index(keys)
 
-
-def not_rerun(old, new) -> Any:
-    """The records of ``old`` whose (dataset, victim, budget) has no record in ``new``.
-
-    An older run stays on show only for what a re-run with today's code has not replaced.
-    """
-    if new is None or len(new) == 0:
-        return old
-    done = set(zip(new.dataset, new.victim, new.budget.round(6)))
-    keep = [(d, v, round(b, 6)) not in done for d, v, b in zip(old.dataset, old.victim, old.budget)]
-    return old[keep]
 
 
 def budget_label(records) -> str:
@@ -158,16 +101,20 @@ def common_pools(records, cell=("dataset", "victim", "budget")) -> Any:
 def claims(records) -> dict[str, Any]:
     """The paper's claims on attack strength, measured on main-table ``records``.
 
-    ``records``: flat records (``dataset, victim, attack, budget, accuracy``; from
-    :func:`records` or the ``label_attacks`` experiment). For every (dataset, victim,
+    ``records``: flat records (``dataset, victim, attack, budget, accuracy``; from the
+    ``label_attacks`` experiment). For every (dataset, victim,
     budget) cell holding attacks of both groups: ``gap`` = mean accuracy under the
     strongest previous attack − under the strongest new one (points; positive: the new
     attacks are stronger). ``bin_gain`` = multi-class − BIN accuracy per surrogate (positive:
     BIN stronger). ``rank``: attacks by their accuracy averaged over the cells that hold
-    them all (lower = stronger), pseudo-label variants included. A cell is measured on the
+    them all (lower = stronger), pseudo-label variants included; ``best_bin`` the first
+    BIN variant in it and ``bin_vs_top_ci`` the paired 95 % t-interval (points, over those
+    cells) of its accuracy minus that of the attack ranked first ("" when BIN is first). A cell is measured on the
     pools that every one of its attacks holds (:func:`common_pools`), so a run stopped
     part-way compares attacks on the same pools.
     """
+    import numpy as np
+
     df = common_pools(records[records.attack != "clean"])
     means = df.groupby(["dataset", "victim", "budget", "attack"], sort=False).accuracy.mean() * 100
     clean = records[records.attack == "clean"].groupby(["dataset", "victim"]).accuracy.mean() * 100
@@ -193,10 +140,14 @@ def claims(records) -> dict[str, Any]:
         return {"cells": [], "bin": [], "rank": []}
     n = max(len(v) for v in per_attack.values())
     rank = sorted(((a, sum(v) / len(v)) for a, v in per_attack.items() if len(v) == n), key=lambda t: t[1])
+    # the best BIN variant against the attack ranked first: paired over the cells (same order in both lists)
+    best_bin = next((a for a, _ in rank if a.split(":")[0].endswith("-bin")), None)
+    bin_vs_top = ("" if best_bin is None or best_bin == rank[0][0] else
+                  _t_interval(np.array(per_attack[best_bin]) - np.array(per_attack[rank[0][0]])))
     gaps = [c["gap"] for c in cells]
     gains = [r["bin_gain"] for r in bin_rows]
     return {
-        "cells": cells, "bin": bin_rows, "rank": rank,
+        "cells": cells, "bin": bin_rows, "rank": rank, "best_bin": best_bin, "bin_vs_top_ci": bin_vs_top,
         "max_gap": max(gaps), "mean_gap": sum(gaps) / len(gaps),
         "new_wins": sum(g > 0 for g in gaps), "num_cells": len(gaps),
         "mean_bin_gain": sum(gains) / len(gains) if gains else float("nan"),
@@ -315,14 +266,21 @@ def claims_table(pitfalls, main, representation: dict[str, float] | None = None)
                      "verdict": ok,
                      "rule": "new wins ≥ 75 % of cells, max margin ≥ 4 pts and some margin's CI above 0: reproduced; "
                              "wins ≥ 50 % and some CI above 0: partly"})
-        top = c["rank"][0][0] if c["rank"] else ""
+        top, top_acc = c["rank"][0] if c["rank"] else ("", float("nan"))
         bin_share = c["bin_wins"] / c["num_bin"] if c["num_bin"] else 0.0
-        n_ok = int(top.split(":")[0].endswith("-bin")) + int(bin_share > 0.5)
+        tie = c.get("bin_vs_top_ci", "")
+        bounds = ci_bounds([tie]) if tie else None
+        tied = bounds is not None and bounds.low[0] <= 0 <= bounds.high[0]  # not distinguishable from the first
+        n_ok = int(top.split(":")[0].endswith("-bin") or tied) + int(bin_share > 0.5)
+        behind = (f" ({top_acc:.1f} %); best BIN variant {c['best_bin']} "
+                  f"{dict(c['rank'])[c['best_bin']] - top_acc:+.2f} pts, paired 95 % CI {tie} over "
+                  f"{c['num_cells']} cells" if tie else f" ({top_acc:.1f} %)")
         rows.append({"key": "bin", "claim": "the BIN variants are the strongest on average", "paper": "qualitative",
-                     "ours": f"strongest on average: {top}; BIN beats its multi-class variant in {c['bin_wins']} "
-                     f"of {c['num_bin']} comparisons, by {c['mean_bin_gain']:.1f} pts on average",
+                     "ours": f"strongest on average: {top}{behind}; BIN beats its multi-class variant in "
+                     f"{c['bin_wins']} of {c['num_bin']} comparisons, by {c['mean_bin_gain']:.1f} pts on average",
                      "verdict": ["not reproduced", "partly", "reproduced"][n_ok],
-                     "rule": "both (BIN ranks first, BIN wins most comparisons): reproduced; one: partly"})
+                     "rule": "both (a BIN variant ranks first, or its paired CI against the first includes 0; BIN "
+                             "wins most comparisons): reproduced; one: partly"})
     if representation:
         acc_drop = representation["clean_accuracy"] - representation["poisoned_accuracy"]
         probe_drop = representation["clean_probe"] - representation["poisoned_probe"]
