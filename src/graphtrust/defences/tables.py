@@ -129,8 +129,8 @@ def cost_table(df: pd.DataFrame) -> pd.DataFrame:
 def meta_table(df: pd.DataFrame) -> pd.DataFrame:
     """Poisoning, three attackers side by side, in the cells where Meta-PGD ran.
 
-    ``df``: ``defences_main`` and ``defences_meta`` records together. Per dataset, defence
-    and budget: test accuracy (%) on the clean graph, under Meta-Self transferred from a
+    ``df``: ``defences_main`` and ``defences_meta`` records together; only cells holding
+    both Meta-PGD and the transferred Meta-Self count. Per dataset, defence and budget: test accuracy (%) on the clean graph, under Meta-Self transferred from a
     linearised GCN, under the one-step adaptive poisoning (the defence retrained on its
     adaptive evasion graph) and under Meta-PGD (means over cells), then ``Meta-PGD −
     transfer`` with the half-width of its paired 95 % t-interval (NaN with one cell).
@@ -141,7 +141,8 @@ def meta_table(df: pd.DataFrame) -> pd.DataFrame:
     if meta.empty:
         return pd.DataFrame()
     w = d[d.attack.isin(["transfer-poisoning", "adaptive-poisoning", "meta-poisoning"])].pivot_table(
-        index=[*keys, "budget"], columns="attack", values="accuracy").dropna(subset=["meta-poisoning"])
+        index=[*keys, "budget"], columns="attack", values="accuracy")
+    w = w.dropna(subset=[c for c in ("transfer-poisoning", "meta-poisoning") if c in w])  # both in every cell
     clean = d[d.attack == "clean"].set_index(keys).accuracy
     w["clean"] = clean.reindex(w.index.droplevel("budget")).to_numpy()
     w["Meta-PGD − transfer"] = w["meta-poisoning"] - w.get("transfer-poisoning", float("nan"))
