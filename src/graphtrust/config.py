@@ -254,8 +254,8 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             # it runs on, Adam steps unrolled, PR-BCD steps, candidate block, final samples
             meta=dict(defences=("gcn", "jaccard"), budgets=(0.10,), steps=20, epochs=10, resample=7,
                       block_size=20_000, final_samples=5),
-            runtime=("under 6 minutes on 2 idle CPU cores (336 s in CI with 50 PR-BCD steps); "
-                     "516 s beside two busy processes (2026-12-04)"),
+            runtime=("about 6 minutes on 2 idle CPU cores (354 s in CI beside the other worker, with the "
+                     "Meta-PGD cells, 2026-12-05); 11 minutes beside two busy processes"),
         ),
         "full": dict(
             datasets=("cora_ml", "citeseer_npz"),
