@@ -31,7 +31,7 @@ from ..splits import Split
 from ..training import fit
 from .models import RGCN, SVDGCN, GNNGuard, JaccardGCN, SoftMedianGDC
 
-__all__ = ["Defence", "DEFENCES", "adversarial_fit", "defence", "build", "train", "accuracy", "prbcd", "budget_flips",
+__all__ = ["Defence", "DEFENCES", "adversarial_fit", "defence", "build", "train", "accuracy", "prbcd", "run_prbcd", "budget_flips",
            "attacker_labels", "Trained"]
 
 
@@ -53,6 +53,7 @@ class Defence:
     cost: str
     params: dict[str, Any] = field(default_factory=dict)
     trainer: Callable[..., tuple[nn.Module, int]] | None = None  # default: graphtrust.training.fit
+    not_unrolled: str | None = None  # why Meta-PGD (defences.meta) cannot unroll its training; None: it can
 
 
 def _gcn(in_dim, out_dim, num_nodes, hidden=64, dropout=0.5):
@@ -106,7 +107,8 @@ DEFENCES: dict[str, Defence] = {d.name: d for d in (
     Defence("svd", "SVD-GCN", lambda i, o, n, **p: SVDGCN(i, o, num_nodes=n, **p),
             "keep the top singular directions of the adjacency",
             "through the randomised truncated SVD (differentiable)",
-            "dense (N, N) adjacency: O(N² r) per forward, O(N²) memory", {"rank": 50}),
+            "dense (N, N) adjacency: O(N² r) per forward, O(N²) memory", {"rank": 50},
+            not_unrolled="a dense (N, N) truncated SVD in every training step"),
     Defence("gnnguard", "GNNGuard", lambda i, o, n, **p: GNNGuard(i, o, **p),
             "re-weight edges by endpoint similarity, prune the dissimilar",
             "through the similarity weights; the pruning cut is fixed per forward",
@@ -117,11 +119,13 @@ DEFENCES: dict[str, Defence] = {d.name: d for d in (
     Defence("soft-median-gdc", "Soft-Median-GDC", lambda i, o, n, **p: SoftMedianGDC(i, o, **p),
             "diffuse with PPR, aggregate with a soft median robust to outliers",
             "through the dense PPR solve; top-k and median selections fixed per forward",
-            "dense PPR: O(N³) once per graph, k neighbours per node", {"k": 64, "temperature": 0.5}),
+            "dense PPR: O(N³) once per graph, k neighbours per node", {"k": 64, "temperature": 0.5},
+            not_unrolled="a dense (N, N) personalised-PageRank solve in every training step"),
     Defence("adversarial", "GCN, adversarially trained", _gcn,
             "train on graphs PR-BCD perturbed against the model being trained",
             "exact: the trained model is a GCN", "one small PR-BCD per round (10 rounds)",
-            trainer=adversarial_fit),
+            trainer=adversarial_fit,
+            not_unrolled="PR-BCD inside its own training loop (an attack inside the unrolled attack)"),
 )}
 
 
@@ -209,26 +213,43 @@ def prbcd(model: nn.Module, data: Data, split: Split, budget: float, *, name: st
     (default ``data.edge_index``). Returns ``(edge_index, flips: (2, k),
     seconds)``: the perturbed graph (both directions) and the flipped pairs.
     """
-    from torch_geometric.contrib.nn import PRBCDAttack
-
     d = defence(name)
     if d.adaptive is None:
         raise ValueError(f"defence {name!r} has no differentiable form; it can only be attacked by transfer")
     if targets not in ("unlabelled", "train"):
         raise ValueError(f"targets must be 'unlabelled' or 'train', got {targets!r}")
     ei0 = data.edge_index if edge_index is None else edge_index
-    flips = budget_flips(budget, data)
     labels = attacker_labels(model, data, split, ei0) if targets == "unlabelled" else data.y
     idx = split.unlabelled if targets == "unlabelled" else split.train
-    config.seed_everything(seed)
+    return run_prbcd(model, data.x, ei0, labels, budget_flips(budget, data), idx, seed=seed, epochs=epochs,
+                     resample=resample, block_size=block_size, lr=lr, loss=loss, show_progress=show_progress)
+
+
+def run_prbcd(model: nn.Module, x: torch.Tensor, edge_index: torch.Tensor, labels: torch.Tensor, flips: int,
+              idx: torch.Tensor, *, seed: int | None = 0, epochs: int = 125, resample: int = 100, block_size: int = 250_000,
+              lr: float = 1_000.0, loss: str = "prob_margin", show_progress: bool = False,
+              **coeffs: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """PyG's :class:`~torch_geometric.contrib.nn.PRBCDAttack`, unchanged, on ``model``: at most
+    ``flips`` flips of ``edge_index`` that raise ``loss`` of ``labels`` on nodes ``idx``.
+
+    Seeds the generators with ``seed`` (``None``: leaves them as they are), keeps the block at least twice the budget, and
+    freezes the model's parameters while it runs (the attack needs gradients of the edge
+    weights only). ``coeffs``: PR-BCD's other coefficients (e.g. ``max_final_samples``).
+    Returns ``(edge_index, flips: (2, k), seconds)``. Used by :func:`prbcd` (evasion) and
+    :func:`.meta.meta_pgd` (poisoning through training).
+    """
+    from torch_geometric.contrib.nn import PRBCDAttack
+
+    if seed is not None:
+        config.seed_everything(seed)
     attack = PRBCDAttack(model, block_size=max(block_size, 2 * flips), epochs=epochs,
-                         epochs_resampling=min(resample, epochs), loss=loss, lr=lr, log=show_progress)
+                         epochs_resampling=min(resample, epochs), loss=loss, lr=lr, log=show_progress, **coeffs)
     t = time.perf_counter()
     trainable = [p for p in model.parameters() if p.requires_grad]
     for p in trainable:
         p.requires_grad_(False)
     try:
-        ei, flipped = attack.attack(data.x, ei0, labels, flips, idx_attack=idx)
+        ei, flipped = attack.attack(x, edge_index, labels, flips, idx_attack=idx)
     finally:
         for p in trainable:
             p.requires_grad_(True)

@@ -24,12 +24,11 @@ surrogate of it.
 
 Cost: every attack step trains the defence ``steps`` times and differentiates through
 all of it (memory grows with ``steps``). Defences whose forward pass is itself a large
-dense computation are refused (:data:`NOT_UNROLLED` says why for each).
+dense computation are refused (their registration's ``not_unrolled`` says why;
+:data:`NOT_UNROLLED` collects them).
 """
 
 from __future__ import annotations
-
-import time
 
 import torch
 import torch.nn.functional as F
@@ -39,16 +38,12 @@ from torch_geometric.data import Data
 
 from .. import config
 from ..splits import Split
-from .evaluate import attacker_labels, budget_flips, build, defence
+from .evaluate import DEFENCES, attacker_labels, budget_flips, build, defence, run_prbcd
 
 __all__ = ["UnrolledTraining", "meta_pgd", "NOT_UNROLLED"]
 
-#: defences that :func:`meta_pgd` refuses, and why
-NOT_UNROLLED = {
-    "svd": "a dense (N, N) truncated SVD in every training step",
-    "soft-median-gdc": "a dense (N, N) personalised-PageRank solve in every training step",
-    "adversarial": "PR-BCD inside its own training loop (an attack inside the unrolled attack)",
-}
+#: defences that :func:`meta_pgd` refuses, and why (each registration's ``not_unrolled``)
+NOT_UNROLLED = {name: d.not_unrolled for name, d in DEFENCES.items() if d.not_unrolled}
 
 
 class UnrolledTraining(nn.Module):
@@ -135,26 +130,20 @@ def meta_pgd(name: str, data: Data, split: Split, budget: float, clean: nn.Modul
     without the model's regulariser: RGCN's KL term has a second derivative of order 10¹⁶
     where a variance nears 0 (its ``log(1e-8 + σ)``), and through it the meta-gradient
     reached 10¹¹ after 20 unrolled steps and NaN after 60 on Cora-ML (without it: 10⁻³).
-    PR-BCD settings as
-    :func:`.evaluate.prbcd`, except a smaller default block (every step trains the defence
-    on the graph plus the block) and ``final_samples`` discrete samples (PR-BCD's default:
-    20), each of which trains the surrogate once more. Returns ``(poisoned edge_index, flips: (2, k), seconds)``; the
-    defender then trains on the poisoned graph.
+    PR-BCD settings as :func:`.evaluate.prbcd`, except a smaller default block (every step
+    trains the defence on the graph plus the block) and ``final_samples`` discrete samples
+    (PR-BCD's default: 20), each of which trains the surrogate once more. Returns
+    ``(poisoned edge_index, flips: (2, k), seconds)``; the defender then trains on the
+    poisoned graph.
     """
-    from torch_geometric.contrib.nn import PRBCDAttack
-
     d = defence(name)
-    if name in NOT_UNROLLED or d.adaptive is None:
+    if d.not_unrolled or d.adaptive is None:
         raise ValueError(f"defence {name!r} cannot be unrolled for a meta-gradient: "
-                         f"{NOT_UNROLLED.get(name, 'it has no differentiable form')}")
-    flips = budget_flips(budget, data)
+                         f"{d.not_unrolled or 'it has no differentiable form'}")
     labels = attacker_labels(clean, data, split, data.edge_index)
-    config.seed_everything(seed)
+    config.seed_everything(seed)  # θ₀ of the surrogate, then PR-BCD's blocks from the same stream
     model = build(name, data, **params).to(data.x.device)
     surrogate = UnrolledTraining(model, data.y, split.train.to(data.x.device), steps=steps, regularize=False)
-    attack = PRBCDAttack(surrogate, block_size=max(block_size, 2 * flips), epochs=epochs,
-                         epochs_resampling=min(resample, epochs), loss=loss, lr=lr, log=show_progress,
-                         max_final_samples=final_samples)
-    t = time.perf_counter()
-    ei, flipped = attack.attack(data.x, data.edge_index, labels, flips, idx_attack=split.unlabelled)
-    return ei, flipped, time.perf_counter() - t
+    return run_prbcd(surrogate, data.x, data.edge_index, labels, budget_flips(budget, data), split.unlabelled,
+                     seed=None, epochs=epochs, resample=resample, block_size=block_size, lr=lr, loss=loss,
+                     show_progress=show_progress, max_final_samples=final_samples)

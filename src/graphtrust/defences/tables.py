@@ -74,11 +74,10 @@ def strongest(df: pd.DataFrame) -> pd.DataFrame:
         w = d[d.attack.isin([t, a, *extra])].pivot_table(index=keys, columns="attack", values="accuracy")
         if t not in w or a not in w:
             continue
-        w = w.dropna(subset=[t, a])
-        adaptive = w[[c for c in (a, *extra) if c in w]].min(axis=1)
-        meta = w[[c for c in extra if c in w]].notna().any(axis=1) if any(c in w for c in extra) else False
-        w = w.assign(threat=model, transfer=w[t], adaptive=adaptive, strongest=w[t].where(w[t] < adaptive, adaptive),
-                     meta=meta)
+        w = w.dropna(subset=[t, a]).reindex(columns=[t, a, *extra])  # an extra attack not run: a NaN column
+        adaptive = w[[a, *extra]].min(axis=1)
+        w = w.assign(threat=model, transfer=w[t], adaptive=adaptive,
+                     strongest=pd.concat([w[t], adaptive], axis=1).min(axis=1), meta=w[list(extra)].notna().any(axis=1))
         rows.append(w[["threat", "transfer", "adaptive", "strongest", "meta"]].reset_index())
     return pd.concat(rows, ignore_index=True)
 
@@ -130,26 +129,24 @@ def meta_table(df: pd.DataFrame) -> pd.DataFrame:
     """Poisoning, three attackers side by side, in the cells where Meta-PGD ran.
 
     ``df``: ``defences_main`` and ``defences_meta`` records together; only cells holding
-    both Meta-PGD and the transferred Meta-Self count. Per dataset, defence and budget: test accuracy (%) on the clean graph, under Meta-Self transferred from a
-    linearised GCN, under the one-step adaptive poisoning (the defence retrained on its
+    both Meta-PGD and the transferred Meta-Self count. Per dataset, defence and budget:
+    test accuracy (%) on the clean graph, under Meta-Self transferred from a linearised GCN, under the one-step adaptive poisoning (the defence retrained on its
     adaptive evasion graph) and under Meta-PGD (means over cells), then ``Meta-PGD −
     transfer`` with the half-width of its paired 95 % t-interval (NaN with one cell).
     """
     d = _pct(df)
     keys = ["dataset", "split", "model_seed", "defence"]
-    meta = d[d.attack == "meta-poisoning"]
-    if meta.empty:
+    if not (d.attack == "meta-poisoning").any():
         return pd.DataFrame()
     w = d[d.attack.isin(["transfer-poisoning", "adaptive-poisoning", "meta-poisoning"])].pivot_table(
-        index=[*keys, "budget"], columns="attack", values="accuracy")
-    w = w.dropna(subset=[c for c in ("transfer-poisoning", "meta-poisoning") if c in w])  # both in every cell
+        index=[*keys, "budget"], columns="attack", values="accuracy").reindex(
+        columns=["transfer-poisoning", "adaptive-poisoning", "meta-poisoning"])
+    w = w.dropna(subset=["transfer-poisoning", "meta-poisoning"])  # both in every cell
     clean = d[d.attack == "clean"].set_index(keys).accuracy
     w["clean"] = clean.reindex(w.index.droplevel("budget")).to_numpy()
-    w["Meta-PGD − transfer"] = w["meta-poisoning"] - w.get("transfer-poisoning", float("nan"))
+    w["Meta-PGD − transfer"] = w["meta-poisoning"] - w["transfer-poisoning"]
     g = w.groupby(["dataset", "defence", "budget"])
-    cols = [c for c in ("clean", "transfer-poisoning", "adaptive-poisoning", "meta-poisoning", "Meta-PGD − transfer")
-            if c in w]
-    t = g[cols].mean()
+    t = g[["clean", "transfer-poisoning", "adaptive-poisoning", "meta-poisoning", "Meta-PGD − transfer"]].mean()
     t["95 % CI ±"] = g["Meta-PGD − transfer"].agg(t_half_width)
     t["cells"] = g.size()
     t = t.rename(columns={"transfer-poisoning": "Meta-Self (transfer)", "adaptive-poisoning": "one-step adaptive",
@@ -240,7 +237,7 @@ def claims(df: pd.DataFrame) -> pd.DataFrame:
                 f"{_label(n)} ({_diff(a.loc[n, 'adaptive'] - a.loc[n, 'transfer'], ci.get(_label(n)))})"
                 for n in weak))
         sm = s[s.threat == threat]
-        n_meta = int(sm.meta.sum()) if "meta" in sm else 0
+        n_meta = int(sm.meta.sum())
         if threat == "poisoning" and a.loc["gcn", "adaptive"] > a.loc["gcn", "transfer"]:
             how = ("without a meta-gradient" if not n_meta else
                    f"with Meta-PGD in only {n_meta} of {len(sm)} cells")
