@@ -178,12 +178,13 @@ def measure_meta(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, An
     name, budget, seed = cell["defence"], float(cell["budget"]), int(cell["model_seed"])
     clean = _clean_model(ctx, name, data, split, cell["split"], seed, sz)  # the attacker's self-training labels
     m = sz.meta
+    block = m.get("block_size_by_defence", {}).get(name, m["block_size"])
     ei, fl, sec = meta_pgd(name, data, split, budget, clean.model, seed=seed, steps=m["steps"], epochs=m["epochs"],
-                           resample=m["resample"], block_size=m["block_size"], final_samples=m["final_samples"])
+                           resample=m["resample"], block_size=block, final_samples=m["final_samples"])
     tr = train(name, data, split, seed=seed, edge_index=ei, epochs=sz.epochs, patience=sz.patience)
     return [{"attack": "meta-poisoning", "accuracy": accuracy(tr.model, data, ei, split.test),
              "flips": int(fl.size(1)), "attack_seconds": round(sec, 2), "train_seconds": round(tr.seconds, 2),
-             "steps": m["steps"], **flip_profile(data, fl.t(), ctx["similarity"])}]
+             "steps": m["steps"], "block_size": block, **flip_profile(data, fl.t(), ctx["similarity"])}]
 
 
 META = register(Experiment("defences_meta", meta_grid, measure_meta, chapter="defences"))
