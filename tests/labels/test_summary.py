@@ -84,3 +84,18 @@ def test_bin_claim_counts_a_tie_with_the_first_attack_only_within_its_interval()
     far = rec.assign(accuracy=rec.accuracy.where(rec.attack != "lafak", rec.accuracy - 0.05))  # lafak 5 pts stronger
     row = summary.claims_table(rec.iloc[:0].assign(protocol=[]), far).set_index("key").loc["bin"]
     assert row.verdict == "partly"
+
+
+def test_protocol_readings_by_hand():
+    rows = []
+    for split in (0, 1):  # flawed: drop 30 pts; corrected: drop 20 pts; corrected-large has no attack row
+        rows += [("d", "flawed", "clean", split, 0.8), ("d", "flawed", "x", split, 0.5),
+                 ("d", "corrected", "clean", split, 0.8), ("d", "corrected", "x", split, 0.6),
+                 ("d", "corrected-large", "clean", split, 0.9)]
+    df = pd.DataFrame(rows, columns=["dataset", "protocol", "attack", "split", "accuracy"])
+    r = summary.protocol_readings(df)
+    assert list(r.index) == ["corrected"] and r.loc["corrected", "rows"] == 1
+    assert r.loc["corrected", "accuracy gap (pts)"] == pytest.approx(10.0)
+    assert r.loc["corrected", "accuracy gap (% of corrected)"] == pytest.approx(16.7)
+    assert r.loc["corrected", "drop gap (pts)"] == pytest.approx(10.0)
+    assert r.loc["corrected", "drop gap (% of corrected drop)"] == pytest.approx(50.0)

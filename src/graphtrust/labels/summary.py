@@ -12,7 +12,8 @@ from ..results import t_half_width
 from .experiments import PREVIOUS
 
 __all__ = ["NEW", "defender_effect", "claims_table", "coverage",
-           "budget_label", "common_pools", "full_sweep", "claims", "pitfall_drops", "protocol_effect"]
+           "budget_label", "common_pools", "full_sweep", "claims", "pitfall_drops", "protocol_effect",
+           "protocol_readings"]
 
 #: the paper's attacks (true-label knowledge); the older ones are ``experiments.PREVIOUS``
 NEW = ("sgc", "sgc-bin", "ntk", "ntk-bin", "meta", "meta-bin")
@@ -199,6 +200,34 @@ def protocol_effect(records, first: str = "flawed", last: str = "corrected", lev
                      f"{round(100 * level)} % CI": f"[{diff - half:.1f}, {diff + half:.1f}]",
                      "pools": f"{len(a)} / {len(b)}"})
     return pd.DataFrame(rows).round(1)
+
+
+def protocol_readings(records, first: str = "flawed",
+                      variants: tuple[str, ...] = ("corrected", "corrected-large", "corrected-tuned")) -> Any:
+    """The protocol's effect under four readings of "attack efficiency", one row per corrected variant.
+
+    The paper's "≈ 9 % on average" does not say which quantity it averages. Per (dataset,
+    attack) row that both ``first`` and a variant hold, with accuracies and drops (points,
+    :func:`pitfall_drops`) as means over pools: ``|acc_first − acc_v|`` in points and as a
+    share of ``acc_v`` (%), and ``|drop_first − drop_v|`` in points and as a share of
+    ``drop_v`` (%). Each column is the mean over that variant's rows (``rows``).
+    """
+    import pandas as pd
+
+    m = pitfall_drops(records).groupby(["dataset", "attack", "protocol"])[["accuracy", "drop"]].mean().unstack("protocol")
+    acc, drop = 100 * m["accuracy"], m["drop"]
+    out = []
+    for v in variants:
+        if v not in acc or first not in acc:
+            continue
+        held = acc[[first, v]].dropna().index
+        a, d = acc.loc[held], drop.loc[held]
+        out.append({"protocol": v, "rows": len(held),
+                    "accuracy gap (pts)": (a[first] - a[v]).abs().mean(),
+                    "accuracy gap (% of corrected)": 100 * ((a[first] - a[v]).abs() / a[v]).mean(),
+                    "drop gap (pts)": (d[first] - d[v]).abs().mean(),
+                    "drop gap (% of corrected drop)": 100 * ((d[first] - d[v]).abs() / d[v]).mean()})
+    return pd.DataFrame(out).set_index("protocol").round(1) if out else pd.DataFrame()
 
 
 def claims_table(pitfalls, main, representation: dict[str, float] | None = None) -> Any:
