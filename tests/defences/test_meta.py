@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from graphtrust import datasets, experiment
+from graphtrust import config, datasets, experiment
 from graphtrust.defences import (
     NOT_UNROLLED,
     UnrolledTraining,
@@ -102,10 +102,14 @@ def test_meta_pgd_poisons_within_budget_and_refuses_what_it_cannot_unroll(graph)
 
 def test_meta_cell_and_tables(graph):
     data, split = graph
-    ctx = {"dataset": "sbm", "data": data, "splits": {0: split}, "clean": {}, "gcn_attack": {}}
+    sz = META.sizes()
+    meta = {**sz.meta, "block_size_by_defence": {"jaccard": 3_000}}  # a block of its own for this defence
+    ctx = {"dataset": "sbm", "data": data, "splits": {0: split}, "clean": {}, "gcn_attack": {},
+           "sizes": config.Sizes("defences", sz.profile, {**sz, "meta": meta})}
     grid = experiment.Grid.product(dataset=["sbm"], split=[0], defence=["jaccard"], budget=[0.1], model_seed=[0])
     df = experiment.run(META, grid=grid, context=ctx, show_progress=False).records
     assert list(df.attack) == ["meta-poisoning"] and df.accuracy.between(0, 1).all() and (df.flips > 0).all()
+    assert list(df.block_size) == [3_000]
     # Meta-PGD counts as the adaptive poisoning attack where it is stronger, and only in its cells
     rows = [dict(dataset="d", split=s, model_seed=0, defence=n, budget=b, attack=a, accuracy=v)
             for s in range(2) for n in ("gcn", "jaccard")
