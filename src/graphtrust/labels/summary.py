@@ -217,9 +217,7 @@ def protocol_readings(records, first: str = "flawed",
     m = pitfall_drops(records).groupby(["dataset", "attack", "protocol"])[["accuracy", "drop"]].mean().unstack("protocol")
     acc, drop = 100 * m["accuracy"], m["drop"]
     out = []
-    for v in variants:
-        if v not in acc or first not in acc:
-            continue
+    for v in [v for v in variants if v in acc and first in acc]:
         held = acc[[first, v]].dropna().index
         a, d = acc.loc[held], drop.loc[held]
         out.append({"protocol": v, "rows": len(held),
