@@ -31,8 +31,8 @@ from ..splits import Split
 from ..training import fit
 from .models import RGCN, SVDGCN, GNNGuard, JaccardGCN, SoftMedianGDC
 
-__all__ = ["Defence", "DEFENCES", "adversarial_fit", "defence", "build", "train", "accuracy", "prbcd", "run_prbcd", "budget_flips",
-           "attacker_labels", "Trained"]
+__all__ = ["Defence", "DEFENCES", "adversarial_fit", "defence", "build", "train", "accuracy", "prbcd", "run_prbcd",
+           "budget_flips", "attacker_labels", "Trained"]
 
 
 @dataclass(frozen=True)
@@ -226,15 +226,16 @@ def prbcd(model: nn.Module, data: Data, split: Split, budget: float, *, name: st
 
 
 def run_prbcd(model: nn.Module, x: torch.Tensor, edge_index: torch.Tensor, labels: torch.Tensor, flips: int,
-              idx: torch.Tensor, *, seed: int | None = 0, epochs: int = 125, resample: int = 100, block_size: int = 250_000,
-              lr: float = 1_000.0, loss: str = "prob_margin", show_progress: bool = False,
+              idx: torch.Tensor, *, seed: int | None = 0, epochs: int = 125, resample: int = 100,
+              block_size: int = 250_000, lr: float = 1_000.0, loss: str = "prob_margin", show_progress: bool = False,
               **coeffs: Any) -> tuple[torch.Tensor, torch.Tensor, float]:
     """PyG's :class:`~torch_geometric.contrib.nn.PRBCDAttack`, unchanged, on ``model``: at most
     ``flips`` flips of ``edge_index`` that raise ``loss`` of ``labels`` on nodes ``idx``.
 
-    Seeds the generators with ``seed`` (``None``: leaves them as they are), keeps the block at least twice the budget, and
-    freezes the model's parameters while it runs (the attack needs gradients of the edge
-    weights only). ``coeffs``: PR-BCD's other coefficients (e.g. ``max_final_samples``).
+    Seeds the generators with ``seed`` (``None``: leaves them as they are), keeps the block
+    at least twice the budget, and freezes the model's parameters while it runs (the attack
+    needs gradients of the edge weights only). ``coeffs``: PR-BCD's other coefficients
+    (e.g. ``max_final_samples``).
     Returns ``(edge_index, flips: (2, k), seconds)``. Used by :func:`prbcd` (evasion) and
     :func:`.meta.meta_pgd` (poisoning through training).
     """

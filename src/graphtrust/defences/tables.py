@@ -130,8 +130,9 @@ def meta_table(df: pd.DataFrame) -> pd.DataFrame:
 
     ``df``: ``defences_main`` and ``defences_meta`` records together; only cells holding
     both Meta-PGD and the transferred Meta-Self count. Per dataset, defence and budget:
-    test accuracy (%) on the clean graph, under Meta-Self transferred from a linearised GCN, under the one-step adaptive poisoning (the defence retrained on its
-    adaptive evasion graph) and under Meta-PGD (means over cells), then ``Meta-PGD −
+    test accuracy (%) on the clean graph, under Meta-Self transferred from a linearised
+    GCN, under the one-step adaptive poisoning (the defence retrained on its adaptive
+    evasion graph) and under Meta-PGD (means over cells), then ``Meta-PGD −
     transfer`` with the half-width of its paired 95 % t-interval (NaN with one cell).
     """
     d = _pct(df)
