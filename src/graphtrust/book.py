@@ -34,6 +34,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -151,6 +152,7 @@ def _execute_one(ch: Chapter, timeout: int | None, env: dict[str, str], slow_aft
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
+    from traitlets.config import Config
 
     nb = nbformat.read(ch.path, as_version=4)
     code = [c for c in nb.cells if c.cell_type == "code"]
@@ -168,8 +170,12 @@ def _execute_one(ch: Chapter, timeout: int | None, env: dict[str, str], slow_aft
         if dt >= slow_after:
             _say(f"    cell {index.get(id(cell), '?')}/{len(code)} took {dt:.0f} s: {_first_line(cell.source)}")
 
+    # Unix sockets where there are any: private to this user, and no "running over TCP" warning per
+    # chapter; at an absolute path, as the kernel starts in the chapter's folder
+    sockets = tempfile.mkdtemp(prefix="graphtrust-kernel-") if os.name == "posix" else None
+    ipc = Config({"KernelManager": {"transport": "ipc", "ip": f"{sockets}/k"}}) if sockets else Config()
     client = NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", allow_errors=False, record_timing=True,
+        nb, config=ipc, timeout=timeout, kernel_name="python3", allow_errors=False, record_timing=True,
         resources={"metadata": {"path": str(ch.path.parent.resolve())}},
         on_cell_start=on_start, on_cell_executed=on_executed,
     )
@@ -205,6 +211,8 @@ def _execute_one(ch: Chapter, timeout: int | None, env: dict[str, str], slow_aft
                     "source": _first_line(failing.source) if failing is not None else ""}
     finally:
         done.set()
+        if sockets:
+            shutil.rmtree(sockets, ignore_errors=True)
         os.environ.clear()
         os.environ.update(old_env)
     ch.seconds = round(time.perf_counter() - t0, 1)
