@@ -57,10 +57,11 @@ def test_status_tables_from_a_build_record_and_a_saved_timing(tmp_path, monkeypa
     assert status.build_table(tmp_path)[0] is None
     timing = {"machine": "m", "threads": 2, "created": "c", "book": {
         "ch01_a": {"alone": {"seconds": 10.0}, "contended": {"seconds": 15.0}, "slowdown": 1.5},
-        "ch02_b": {"alone": {"seconds": 20.0}, "contended": {"seconds": 30.0}, "slowdown": 1.5}}}
+        "ch02_b": {"alone": {"seconds": 20.0}, "contended": {"seconds": 30.0}, "slowdown": 1.5}},
+        "note": "Contended times from a build record."}
     (tmp_path / "t.json").write_text(json.dumps(timing))
-    t, _ = status.timing_table(tmp_path / "t.json")
-    assert t.loc["whole book"].tolist() == [30.0, 45.0, 1.5]
+    t, how = status.timing_table(tmp_path / "t.json")
+    assert t.loc["whole book"].tolist() == [30.0, 45.0, 1.5] and how.endswith("from a build record.")
     assert status.timing_table(tmp_path / "missing.json")[0] is None
 
 

@@ -124,5 +124,5 @@ def timing_table(path: str | Path) -> tuple[pd.DataFrame | None, str]:
                             round(df.iloc[:, 1].sum() / df.iloc[:, 0].sum(), 2)]
     how = (f"Measured by `python -m graphtrust.bench contention --book` on {raw['machine']}, "
            f"{raw.get('threads')} threads, {raw.get('created', '')}: every chapter executed in the quick profile, "
-           "alone and beside one CPU-bound process.")
+           "alone and beside one CPU-bound process." + (f" {raw['note']}" if raw.get("note") else ""))
     return df, how
