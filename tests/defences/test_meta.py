@@ -50,7 +50,10 @@ def test_unrolled_training_is_torch_adam_in_eval_mode(graph, name):
     with torch.no_grad():
         expected = ref(x, data.edge_index)
     assert not ours.requires_grad
-    assert torch.allclose(ours, expected, atol=1e-7, rtol=0), (ours - expected).abs().max()
+    # Adam divides each step by the root of its second moment, so the last-bit differences of
+    # summing in another order grow over 15 steps: 1.0e-7 for RGCN on an Intel Xeon, below
+    # 1e-7 on AMD EPYC. A wrong update moves it far more: no weight decay or β₂ = 0.99, 5e-3 to 5e-2.
+    assert torch.allclose(ours, expected, atol=1e-6, rtol=0), (ours - expected).abs().max()
 
 
 def test_meta_gradient_matches_finite_differences(graph):
