@@ -21,9 +21,9 @@ PALETTE = ["#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#8
 #: Width in CSS pixels at which the built book shows a figure wider than its column: a
 #: wider figure is scaled down to it, and its text with it. Measured in headless Chromium
 #: (``.ci/browser_check``) in a window 1280 px wide, a common laptop's and Playwright's
-#: default: Jupyter Book 1's theme then shows both sidebars and gives an output image 688 px. The narrowest is 624 px,
-#: in a 1200-pixel window (the first with both sidebars); from 1340 px up, and below
-#: 1200 px (one sidebar), it is at least 736 px.
+#: default: Jupyter Book 1's theme then shows both sidebars and an output image 688 px
+#: wide. The narrowest is 624 px, in a 1200-pixel window (the first with both sidebars);
+#: from 1340 px up, and below 1200 px (one sidebar), it is at least 736 px.
 COLUMN_PX = 688
 #: The smallest text a reader should meet, in CSS pixels at column width.
 MIN_TEXT_PX = 9.0
