@@ -67,6 +67,24 @@ def test_svd_rank_is_checked_and_respected(graph):
     assert s[12] < 0.35 * s[0]  # clipping negatives adds a little rank, not much
 
 
+@pytest.mark.parametrize("name", ["svd", "soft-median-gdc"])
+def test_purified_graph_cache_follows_the_graph_not_its_memory(graph, name):
+    """The cache of the purified graph (low-rank matrix, diffusion) is reused for the same edge
+    tensor and recomputed when that tensor changes in place: same memory, same size, new graph."""
+    data, _ = graph
+    model = build(name, data).eval()
+    ei = data.edge_index.clone()
+    first = model(data.x, ei)
+    assert torch.equal(model(data.x, ei), first)  # a hit gives the same output
+    hits = model._memo.value
+    assert model._memo.get(ei, data.num_nodes) is hits  # and the same cached object
+    ei[1] = ei[1].roll(1)  # rewire in place: data_ptr and size unchanged
+    fresh = build(name, data).eval()
+    fresh.load_state_dict(model.state_dict())
+    assert torch.allclose(model(data.x, ei), fresh(data.x, ei.clone()))  # not the stale graph
+    assert not torch.allclose(model(data.x, ei), first)
+
+
 def test_soft_median_ignores_an_outlier_the_mean_follows():
     h = torch.tensor([[0.0, 0.0], [0.1, 0.0], [0.0, 0.1], [50.0, 50.0]])
     nb = torch.tensor([[0, 1, 2, 3]])

@@ -17,6 +17,7 @@ logits ``(N, C)``.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -45,6 +46,27 @@ def _weights(edge_index: torch.Tensor, edge_weight: torch.Tensor | None, like: t
     return edge_weight
 
 
+class _Memo:
+    """One value computed from a tensor, returned again while the same tensor comes back.
+
+    "The same" is the same object, not modified in place since (its version counter). The
+    memo holds the tensor, so a freed tensor's storage cannot be mistaken for it, as a key
+    of data pointers could be. ``extra``: anything else the value depends on (e.g. ``N``).
+    """
+
+    def __init__(self):
+        self.source: torch.Tensor | None = None
+        self.version, self.extra, self.value = -1, None, None
+
+    def get(self, t: torch.Tensor, extra: Any = None) -> Any:
+        hit = self.source is t and self.version == t._version and self.extra == extra
+        return self.value if hit else None
+
+    def put(self, t: torch.Tensor, value: Any, extra: Any = None) -> Any:
+        self.source, self.version, self.extra, self.value = t, t._version, extra, value
+        return value
+
+
 class _PairCache:
     """An ``(N, N)`` similarity of fixed input features, computed once per feature tensor.
 
@@ -52,21 +74,15 @@ class _PairCache:
     similarity of every node pair a constant, so it is computed once (``O(N² D)`` time,
     ``O(N²)`` memory: 32 MB for Cora-ML's 2,810 nodes) and indexed per edge afterwards —
     PR-BCD asks for hundreds of thousands of candidate pairs per step. One cache per kind
-    is shared by every model (each training builds a new model on the same features); it
-    holds the last feature tensor, so a freed tensor's storage cannot be mistaken for it.
+    is shared by every model (each training builds a new model on the same features).
     """
 
     def __init__(self, kind: str):
-        self.kind = kind
-        self.source: torch.Tensor | None = None
-        self.version = -1
-        self.matrix: torch.Tensor | None = None
+        self.kind, self.memo = kind, _Memo()
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.source is not x or self.version != x._version:
-            self.matrix = feature_similarity(x, self.kind)
-            self.source, self.version = x, x._version
-        return self.matrix
+        m = self.memo.get(x)
+        return m if m is not None else self.memo.put(x, feature_similarity(x, self.kind))
 
 
 _CACHES = {"jaccard": _PairCache("jaccard"), "cosine": _PairCache("cosine")}
@@ -161,16 +177,15 @@ class SVDGCN(nn.Module):
         self.lin1, self.lin2 = nn.Linear(in_dim, hidden), nn.Linear(hidden, out_dim)
         self.input_dropout = InputDropout(dropout)
         self.dropout = dropout
-        self._cache: tuple | None = None
+        self._memo = _Memo()  # the purified graph of the last fixed graph
 
     def low_rank(self, edge_index: torch.Tensor, edge_weight: torch.Tensor | None, n: int) -> torch.Tensor:
         """``(N, N)`` non-negative rank-``rank`` approximation of the weighted adjacency."""
         if self.rank > n:
             raise ValueError(f"rank {self.rank} exceeds the number of nodes {n}")
+        if edge_weight is None and (low := self._memo.get(edge_index, n)) is not None:
+            return low
         w = _weights(edge_index, edge_weight, torch.empty(0, device=edge_index.device))
-        key = (edge_index.data_ptr(), edge_index.size(1), n)
-        if edge_weight is None and self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
         adj = torch.zeros(n, n, dtype=w.dtype, device=edge_index.device).index_put(
             (edge_index[0], edge_index[1]), w, accumulate=True)
         # a fixed sketch: the same graph, the same matrix; svd_lowrank draws from the global
@@ -179,9 +194,7 @@ class SVDGCN(nn.Module):
             torch.manual_seed(0)
             u, s, v = torch.svd_lowrank(adj, q=self.rank, niter=4)
         low = ((u * s) @ v.t()).clamp_min(0.0)
-        if edge_weight is None:
-            self._cache = (key, low.detach())
-        return low
+        return self._memo.put(edge_index, low.detach(), n) if edge_weight is None else low
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None):
         from ..graph import normalize_dense
@@ -383,19 +396,16 @@ class SoftMedianGDC(nn.Module):
         self.alpha, self.k, self.temperature, self.dropout = _check_unit("alpha", alpha), int(k), temperature, dropout
         self.lins = nn.ModuleList([nn.Linear(in_dim, hidden), nn.Linear(hidden, out_dim)])
         self.input_dropout = InputDropout(dropout)
-        self._cache: tuple | None = None
+        self._memo = _Memo()  # the purified graph of the last fixed graph
 
     def diffusion(self, edge_index: torch.Tensor, edge_weight: torch.Tensor | None, n: int):
         """``(neighbours: (N, k), weights: (N, k))`` of the GDC graph."""
-        key = (edge_index.data_ptr(), edge_index.size(1), n)
-        if edge_weight is None and self._cache is not None and self._cache[0] == key:
-            return self._cache[1]
+        if edge_weight is None and (out := self._memo.get(edge_index, n)) is not None:
+            return out
         ei, w = ppr_topk(edge_index, edge_weight, n, self.alpha, self.k)
         k = ei.size(1) // n
         out = (ei[0].view(n, k), w.view(n, k))
-        if edge_weight is None:
-            self._cache = (key, (out[0], out[1].detach()))
-        return out
+        return self._memo.put(edge_index, (out[0], out[1].detach()), n) if edge_weight is None else out
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None):
         nb, w = self.diffusion(edge_index, edge_weight, x.size(0))
