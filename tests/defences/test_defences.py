@@ -202,3 +202,17 @@ def test_robustness_kept_and_claims_use_paired_intervals_over_cells():
     assert c2.loc["evasion", "ours (10 %)"] == c.loc["evasion", "ours (10 %)"]  # GCN from the defences' cells only
     c = tables.claims(_records({"gcn": [0.0] * 3, "jaccard": [0.05] * 3, "gnnguard": [0.06, 0.05, 0.07]}))
     assert c.loc["evasion", "verdict"] == "reproduced"
+
+
+def test_a_defence_spared_meta_pgd_where_gcn_met_it_has_its_kept_gain_marked_an_upper_bound():
+    from graphtrust.defences import tables
+
+    df = _records({"gcn": [0.0] * 3, "jaccard": [0.02] * 3, "svd": [0.02] * 3})
+    meta = df[(df.attack == "adaptive-poisoning") & (df.defence.isin(["gcn", "jaccard"]))].assign(
+        attack="meta-poisoning", accuracy=lambda d: d.accuracy - 0.10)  # Meta-PGD ran on GCN and Jaccard only
+    df = pd.concat([df, meta], ignore_index=True)
+    kept = tables.robustness_kept(df).loc[("poisoning", "10 %")]
+    assert kept.loc["Jaccard-GCN", "Meta-PGD cells"] == 3 and kept.loc["SVD-GCN", "Meta-PGD cells"] == 0
+    assert kept.loc["SVD-GCN", "kept"] > 1  # against a GCN 10 points weaker, SVD looks better than unattacked
+    ours = tables.claims(df).loc["poisoning", "ours (10 %)"]
+    assert "SVD-GCN 2.60 (at most: no Meta-PGD)" in ours and "Jaccard-GCN 0.60," in ours
