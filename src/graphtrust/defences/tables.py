@@ -163,7 +163,8 @@ def meta_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def plot_budgets(df: pd.DataFrame, defences: list[str] | None = None, axes=None):
     """Accuracy vs budget, one panel per defence: transfer (dashed) vs adaptive (solid),
-    poisoning and evasion; the band is ± one std over cells."""
+    poisoning and evasion, and Meta-PGD (dotted) where ``df`` holds it at two budgets or
+    more; the band is ± one std over cells."""
     import matplotlib.pyplot as plt
 
     from ..plotting import PALETTE, use_style
@@ -181,7 +182,8 @@ def plot_budgets(df: pd.DataFrame, defences: list[str] | None = None, axes=None)
     else:
         axes, ncols = list(axes), len(axes)
     styles = {"transfer-poisoning": (PALETTE[0], "--"), "adaptive-poisoning": (PALETTE[0], "-"),
-              "transfer-evasion": (PALETTE[3], "--"), "adaptive-evasion": (PALETTE[3], "-")}
+              "transfer-evasion": (PALETTE[3], "--"), "adaptive-evasion": (PALETTE[3], "-"),
+              "meta-poisoning": (PALETTE[0], ":")}  # defences_meta records, where df holds them
     for ax, name in zip(axes, names):
         for attack, (color, ls) in styles.items():
             g = d[(d.defence == name) & (d.attack == attack)].groupby("budget").accuracy
@@ -196,7 +198,7 @@ def plot_budgets(df: pd.DataFrame, defences: list[str] | None = None, axes=None)
     for ax in axes[::ncols]:  # the first panel of each row
         ax.set_ylabel("test accuracy (%)")
     handles, labels = axes[0].get_legend_handles_labels()
-    axes[0].figure.legend(handles, labels, loc="upper center", ncol=4, bbox_to_anchor=(0.5, 1.08), frameon=False)
+    axes[0].figure.legend(handles, labels, loc="upper center", ncol=len(labels), bbox_to_anchor=(0.5, 1.08), frameon=False)
     return axes
 
 
