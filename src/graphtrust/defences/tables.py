@@ -247,7 +247,8 @@ def claims(df: pd.DataFrame) -> pd.DataFrame:
         sm = s[s.threat == threat]
         n_meta = int(sm.meta.sum())
         # where GCN met Meta-PGD and a defence only the one-step attack, its kept gain is an upper bound
-        one_step = {n for n in defs if sm[sm.defence == "gcn"].meta.any() and not sm[sm.defence == n].meta.any()}
+        gcn_met = bool(sm[sm.defence == "gcn"].meta.any())
+        at_most = {_label(n): " (at most: no Meta-PGD)" for n in defs if gcn_met and kt["Meta-PGD cells"][_label(n)] == 0}
         if threat == "poisoning" and a.loc["gcn", "adaptive"] > a.loc["gcn", "transfer"]:
             how = ("without a meta-gradient" if not n_meta else
                    f"with Meta-PGD in only {n_meta} of {len(sm)} cells")
@@ -260,8 +261,7 @@ def claims(df: pd.DataFrame) -> pd.DataFrame:
                                                   "below transfer; most defences ≈ GCN",
             f"ours ({100 * top:g} %)": f"GCN {a.loc['gcn', 'strongest']:.1f} %; adaptive below transfer for "
                                        f"{len(lower)}/{len(defs)} defences; gain kept: " + ", ".join(
-                                           f"{_label(n)} {k.get(_label(n)):.2f}" + (" (at most: no Meta-PGD)" if n in
-                                                                                     one_step else "")
+                                           f"{_label(n)} {k.get(_label(n)):.2f}{at_most.get(_label(n), '')}"
                                            for n in defs) + note,
             "verdict": verdict,
             "measured cause": "; ".join(causes) or "-",
