@@ -216,3 +216,16 @@ def test_a_defence_spared_meta_pgd_where_gcn_met_it_has_its_kept_gain_marked_an_
     assert kept.loc["SVD-GCN", "kept"] > 1  # beside a GCN that Meta-PGD lowered 10 points more, SVD gains
     ours = tables.claims(df).loc["poisoning", "ours (10 %)"]
     assert "SVD-GCN 2.60 (at most: no Meta-PGD)" in ours and "Jaccard-GCN 0.60," in ours
+
+
+def test_tables_that_average_over_cells_refuse_two_datasets_at_once():
+    from graphtrust.defences import tables
+
+    df = _records({"gcn": [0.0] * 3, "jaccard": [0.05] * 3})
+    both = pd.concat([df, df.assign(dataset="citeseer_npz", accuracy=df.accuracy - 0.2)], ignore_index=True)
+    with pytest.raises(ValueError, match="citeseer_npz"):
+        tables.robustness_kept(both)
+    with pytest.raises(ValueError, match="one dataset"):
+        tables.plot_budgets(both)
+    one = tables.robustness_kept(both[both.dataset == "citeseer_npz"]).loc[("evasion", "10 %")]
+    assert one.loc["Jaccard-GCN", "cells"] == 3  # Citeseer's own cells, not pooled with Cora-ML's

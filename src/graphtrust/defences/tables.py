@@ -36,6 +36,15 @@ def _pct(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(accuracy=100 * df.accuracy)
 
 
+def _one_dataset(df: pd.DataFrame, what: str) -> pd.DataFrame:
+    """``df`` itself, refused when it mixes datasets: ``what`` averages over cells, and the
+    cells of two graphs do not belong in one mean."""
+    if "dataset" in df and df.dataset.nunique() > 1:
+        raise ValueError(f"{what} takes one dataset's records, got {', '.join(map(str, df.dataset.unique()))}: "
+                         "select one first (df[df.dataset == ...])")
+    return df
+
+
 def _with_clean(df: pd.DataFrame) -> pd.DataFrame:
     """Every attacked budget plus budget 0 copied into each threat (all threats start from clean)."""
     d = _pct(df)
@@ -92,9 +101,10 @@ def robustness_kept(df: pd.DataFrame) -> pd.DataFrame:
     ``… 95 % CI ±``: half-width of the t-interval over those cells (NaN with one cell).
     ``Meta-PGD cells``: how many of the defence's cells hold Meta-PGD. Where GCN's cells do
     and the defence's do not, GCN faces a stronger attack than the defence, and the gain
-    under the strongest attack is an upper bound.
+    under the strongest attack is an upper bound. One dataset at a time (``ValueError``
+    otherwise).
     """
-    s = strongest(df)
+    s = strongest(_one_dataset(df, "robustness_kept"))
     base = s[s.defence == "gcn"].set_index(["dataset", "split", "model_seed", "budget", "threat"])
     s = s[s.defence != "gcn"].join(base[["transfer", "strongest"]], on=["dataset", "split", "model_seed", "budget",
                                                                         "threat"], suffixes=("", "_gcn"))
@@ -164,13 +174,14 @@ def meta_table(df: pd.DataFrame) -> pd.DataFrame:
 def plot_budgets(df: pd.DataFrame, defences: list[str] | None = None, axes=None):
     """Accuracy vs budget, one panel per defence: transfer (dashed) vs adaptive (solid),
     poisoning and evasion, and Meta-PGD (dotted) where ``df`` holds it at two budgets or
-    more; the band is ± one std over cells."""
+    more; the band is ± one std over cells. One dataset at a time (``ValueError``
+    otherwise)."""
     import matplotlib.pyplot as plt
 
     from ..plotting import PALETTE, use_style
 
     use_style()
-    d = _with_clean(df)
+    d = _with_clean(_one_dataset(df, "plot_budgets"))
     names = defences or [n for n in DEFENCES if df[df.defence == n].budget.nunique() > 1]  # attacked ones
     if axes is None:
         ncols = len(names) if len(names) <= 4 else -(-len(names) // 2)
