@@ -8,6 +8,8 @@
 * :mod:`.decoder` — auxiliary graphs and the structure decoder trained on them.
 * :mod:`.graphdlg` — the GraphDLG pipeline (structure first, then features).
 * :mod:`.size` — an attacker's estimate of the node count, with bounds.
+* :mod:`.twins` — graphs whose gradients are equal or nearly so: how much structure a
+  gradient determines.
 * :mod:`.metrics` — the node-alignment protocol, feature MSE, structure AUC, edge F1.
 * :mod:`.experiments` — pictures, ablations, defences and architectures as records;
   :mod:`.cells` — the chapter's experiments on the harness; :mod:`.explorer` — pictures.
