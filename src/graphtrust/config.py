@@ -332,7 +332,7 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             main_methods=("random-guess", "prior-only-random", "random-same-size-random", "prior-only-client",
                           "random-same-size-client", "dlg", "idlg", "idlg+prior-random", "idlg+prior-client",
                           "nearest-auxiliary-random", "nearest-auxiliary-client", "graphdlg-random",
-                          "graphdlg-client"),
+                          "twin-random", "graphdlg-client"),
             # graphdlg_size: attackers with auxiliaries, told nothing about n (the full profile has all eight)
             size_methods=("graphdlg-random", "prior-only-client", "random-same-size-client",
                           "nearest-auxiliary-client", "graphdlg-client"),
@@ -372,7 +372,7 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             main_methods=("random-guess", "prior-only-random", "random-same-size-random", "prior-only-client",
                           "random-same-size-client", "dlg", "idlg", "idlg+prior-random", "idlg+prior-client",
                           "nearest-auxiliary-random", "nearest-auxiliary-client", "graphdlg-random",
-                          "graphdlg-client"),
+                          "twin-random", "graphdlg-client"),
             size_methods=("prior-only-random", "random-same-size-random", "nearest-auxiliary-random",
                           "graphdlg-random", "prior-only-client", "random-same-size-client",
                           "nearest-auxiliary-client", "graphdlg-client"),

@@ -58,3 +58,35 @@ def test_twin_search_refuses_impossible_edge_counts_and_bad_schedules():
         twin_search(model, g, x, 6, steps=0)
     with pytest.raises(ValueError, match="atom_type"):
         regular_twins(6, 7, atom_type=7)
+
+
+def test_type_pair_scores_are_the_edge_density_between_the_two_atom_types():
+    from graphtrust.leakage.twins import type_pair_scores
+
+    # C0-C1, C1-N2, N2-C3: types C, C, N, C
+    a = torch.zeros(4, 4, dtype=torch.float64)
+    for i, j in ((0, 1), (1, 2), (2, 3)):
+        a[i, j] = a[j, i] = 1.0
+    x = torch.nn.functional.one_hot(torch.tensor([0, 0, 1, 0]), 3).double()
+    s = type_pair_scores(a, x)
+    assert s[0, 1] == pytest.approx(1 / 3)  # one C-C edge among the 3 C-C pairs
+    assert s[0, 2] == pytest.approx(2 / 3)  # two C-N edges among the 3 C-N pairs
+    assert torch.equal(s, s.t()) and float(s.diagonal().abs().sum()) == 0.0
+
+
+def test_composition_learns_atom_shares_from_random_graphs_and_the_twin_attack_uses_them():
+    from graphtrust.leakage.decoder import auxiliary_graphs
+    from graphtrust.leakage.twins import fit_composition, twin_attack
+
+    model = _model(0)
+    aux = auxiliary_graphs("random", count=300, sizes=[8, 10, 12], density=1.2, num_features=7, seed=1)
+    comp = fit_composition(model, aux, ridge=10.0)
+    (a, x, y), = auxiliary_graphs("random", count=1, sizes=[10], density=1.2, num_features=7, seed=99)
+    g = client_gradient(model, [(a, x, y)])
+    r = twin_attack(model, g, 10, comp, steps=200, seed=0)
+    assert r.x.shape == (10, 7) and r.adj.shape == (10, 10)
+    # the predicted atoms are close to the victim's: total variation of the shares below 0.3
+    assert float((r.x.sum(0) - x.sum(0)).abs().sum()) / 2 / 10 < 0.3
+    assert r.info["edges"] >= 9 and r.info["twin_distance"] <= r.info["start_distance"]
+    with pytest.raises(ValueError, match="ridge"):
+        fit_composition(model, aux[:5], ridge=0.0)

@@ -16,6 +16,9 @@ gradient               ``idlg+prior-*``     iDLG, one more start from the prior'
 gradient               ``nearest-auxiliary-*``  the auxiliary graph of ``n`` nodes whose
                                             simulated gradient is closest (retrieval alone)
 ours                   ``graphdlg-*``       :func:`~.graphdlg.graphdlg`
+ours                   ``twin-random``      :func:`~.twins.twin_attack`: atoms learned from
+                                            the random auxiliaries, a gradient twin,
+                                            type-pair densities
 =====================  ===================  ===========================================
 
 Settings: ``none`` (nothing but the gradient, the model and ``n``), ``random`` (also the
@@ -48,6 +51,7 @@ from .graphdlg import graphdlg
 from .leaks import check_gradients, recover_label
 from .matching import Reconstruction, dlg, idlg
 from .model import GraphClassifier, fedsgd
+from .twins import fit_composition, twin_attack
 
 __all__ = ["Problem", "Method", "METHODS", "FAMILIES", "SETTINGS", "method", "available", "run_method"]
 
@@ -90,6 +94,7 @@ class Problem:
         self.density = float(np.mean([float(a.sum()) / 2 / a.size(0) for a, _, _ in self.pool]))
         self._decoders: dict[tuple, Any] = {}
         self._aux: dict[tuple, list[Graph]] = {}
+        self._compositions: dict[str, Any] = {}
 
     def aux(self, kind: str, count: int | None = None) -> list[Graph]:
         """The auxiliary graphs of a setting (``"random"`` or ``"client"``), cached."""
@@ -109,6 +114,13 @@ class Problem:
                 self.model, self.aux(kind, count), n_max=self.n_max, epochs=self.sz["decoder_epochs"],
                 hidden=self.sz["decoder_hidden"], show_progress=False, observe=_node_count_only if prior else None)
         return self._decoders[key]
+
+
+    def composition(self, kind: str):
+        """The atom-composition regression fitted on a setting's auxiliaries (:mod:`.twins`)."""
+        if kind not in self._compositions:
+            self._compositions[kind] = fit_composition(self.model, self.aux(kind))
+        return self._compositions[kind]
 
 
 def _node_count_only(model, grads, n):
@@ -262,3 +274,8 @@ for _family, _name, _label, _make in (
     for _kind in ("random", "client"):
         _register(f"{_name}-{_kind}", _family, _kind, _label.format(
             k=_kind, kind_graph="client-side" if _kind == "client" else "Erdős–Rényi"))(_make(_kind))
+
+
+@_register("twin-random", "ours", "random", "twin attack: atoms learned from random auxiliaries, a gradient twin")
+def _twin_random(p: Problem, grads, n: int, seed: int) -> Reconstruction:
+    return twin_attack(p.model, grads, n, p.composition("random"), steps=p.sz["twin_steps"], seed=seed)

@@ -15,6 +15,16 @@ for a graph with the victim's node features and a given edge count whose gradien
 close as it can find to the victim's. A twin at a tiny gradient distance that shares few
 edges with the victim is a graph the attacker cannot rule out from the gradient: no
 decoder, learned or not, can do better on that victim than chance between the two.
+
+**The twin attack** (:func:`twin_attack`, registered as ``twin-random``) turns this into an
+attack for an attacker without the victim's atoms. What random auxiliary graphs *can*
+teach is the atom composition: :func:`fit_composition` fits a ridge regression from the
+decoder's observation (:func:`~.decoder.observation`) to the shares of atom types and the
+edges per node. The attack takes the predicted atoms and edge count, searches for a
+gradient twin with them, and scores every pair by the edge density between its two atom
+types in the twin (:func:`type_pair_scores`). The twin fixes which atom types bond and how
+often, which the gradient determines well; the density hedges over *which* atoms of those
+types bond, which it does not.
 """
 
 from __future__ import annotations
@@ -26,11 +36,13 @@ from dataclasses import dataclass
 
 import torch
 
+from .decoder import Graph, observation
 from .leaks import check_gradients, recover_label
-from .matching import gradient_distance, gradient_of
-from .model import GraphClassifier
+from .matching import Reconstruction, gradient_distance, gradient_of
+from .model import GraphClassifier, client_gradient
 
-__all__ = ["Twin", "regular_twins", "twin_search"]
+__all__ = ["Twin", "regular_twins", "twin_search", "Composition", "fit_composition", "type_pair_scores",
+           "twin_attack"]
 
 
 @dataclass
@@ -114,3 +126,78 @@ def twin_search(model: GraphClassifier, grads: Sequence[torch.Tensor], x: torch.
         else:
             on[e1], on[e0] = True, False
     return Twin(adjacency(best_on), best, start, time.perf_counter() - t0)
+
+
+@dataclass
+class Composition:
+    """A ridge regression from a standardised observation ``φ: (D,)`` to the shares of the
+    ``F`` atom types and the edges per node (:func:`fit_composition`)."""
+
+    mean: torch.Tensor  # (D,)
+    std: torch.Tensor  # (D,)
+    weight: torch.Tensor  # (D, F + 1)
+    bias: torch.Tensor  # (F + 1,)
+    num_features: int
+
+    def predict(self, phi: torch.Tensor, n: int) -> tuple[torch.Tensor, int]:
+        """Atom types of ``n`` nodes ``(n,)`` (sorted; the shares rounded to counts by largest
+        remainder) and an edge count (at least ``n − 1``, fewer than all pairs)."""
+        y = ((phi.to(self.mean.dtype) - self.mean) / self.std) @ self.weight + self.bias
+        share = y[: self.num_features].clamp_min(0)
+        share = share / share.sum() if float(share.sum()) > 0 else torch.full_like(share, 1 / self.num_features)
+        c = share * n
+        k = torch.floor(c).long()
+        k[torch.argsort(-(c - k))[: n - int(k.sum())]] += 1
+        m = int(round(float(y[-1]) * n))
+        return torch.repeat_interleave(torch.arange(self.num_features), k), min(max(m, n - 1), n * (n - 1) // 2 - 1)
+
+
+def fit_composition(model: GraphClassifier, aux: Sequence[Graph], ridge: float = 1000.0) -> Composition:
+    """Fit :class:`Composition` on auxiliary graphs ``(adj, x, label)`` (their simulated
+    gradients under ``model``; graphs whose pooled embedding does not leak are skipped)."""
+    obs, targets = [], []
+    for a, x, y in aux:
+        try:
+            obs.append(observation(model, client_gradient(model, [(a, x, y)]), a.size(0)))
+        except ValueError as err:
+            if "does not leak" not in str(err):
+                raise
+            continue
+        n = a.size(0)
+        targets.append(torch.cat([x.sum(0) / n, torch.tensor([float(a.sum()) / 2 / n], dtype=x.dtype)]))
+    if len(obs) < 2:
+        raise ValueError(f"need at least 2 auxiliary graphs that leak their pooled embedding, got {len(obs)}")
+    if ridge <= 0:
+        raise ValueError(f"ridge must be positive, got {ridge}")
+    phi, y = torch.stack(obs).double(), torch.stack(targets).double()
+    mean, std = phi.mean(0), phi.std(0).clamp_min(1e-8)
+    z = (phi - mean) / std
+    bias = y.mean(0)
+    weight = torch.linalg.solve(z.t() @ z + ridge * torch.eye(z.size(1), dtype=z.dtype), z.t() @ (y - bias))
+    return Composition(mean, std, weight, bias, aux[0][1].size(1))
+
+
+def type_pair_scores(adj: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Edge scores ``(n, n)``: for every pair, the share of the pairs between its two atom
+    types (``x`` one-hot, ``(n, F)``) that ``adj`` joins; zero diagonal."""
+    t = x.argmax(1)
+    onehot = torch.nn.functional.one_hot(t, x.size(1)).to(adj.dtype)
+    edges = onehot.t() @ adj @ onehot  # edges between types (within a type: counted twice)
+    k = onehot.sum(0)
+    pairs = torch.outer(k, k) - torch.diag(k)  # ordered pairs of distinct nodes
+    s = (edges / pairs.clamp_min(1))[t][:, t]
+    return s.fill_diagonal_(0.0)
+
+
+def twin_attack(model: GraphClassifier, grads: Sequence[torch.Tensor], num_nodes: int, composition: Composition, *,
+                steps: int = 4000, temperature: float = 0.05, seed: int = 0) -> Reconstruction:
+    """The twin attack (module docstring): predicted atoms and edge count, a gradient twin
+    with them (:func:`twin_search`), type-pair densities as edge scores."""
+    t0 = time.perf_counter()
+    grads = check_gradients(model, grads)
+    types, m = composition.predict(observation(model, grads, num_nodes), num_nodes)
+    dt = next(model.parameters()).dtype
+    x = torch.nn.functional.one_hot(types, composition.num_features).to(dt)
+    twin = twin_search(model, grads, x, m, steps=steps, temperature=temperature, seed=seed)
+    return Reconstruction(type_pair_scores(twin.adj, x), x, recover_label(model, grads), time.perf_counter() - t0,
+                          {"edges": m, "twin_distance": twin.distance, "start_distance": twin.start_distance})
