@@ -38,7 +38,7 @@ import torch
 
 from .decoder import Graph, observation
 from .leaks import check_gradients, recover_label
-from .matching import Reconstruction, gradient_distance, gradient_of
+from .matching import Reconstruction
 from .model import GraphClassifier, client_gradient
 
 __all__ = ["Twin", "regular_twins", "twin_search", "Composition", "fit_composition", "type_pair_scores",
