@@ -43,8 +43,8 @@ from ..progress import progress
 from .leaks import check_gradients, recover_pooled
 from .model import GraphClassifier, client_gradient
 
-__all__ = ["Graph", "auxiliary_graphs", "observation", "canonical_order", "StructureDecoder", "train_decoder",
-           "retrieve"]
+__all__ = ["Graph", "auxiliary_graphs", "observation", "canonical_order", "StructureDecoder", "simulate",
+           "train_decoder", "retrieve"]
 
 Graph = tuple[torch.Tensor, torch.Tensor, int]  # (adj (n, n) 0/1, x (n, F), label)
 
@@ -155,24 +155,14 @@ def _targets(graphs: Sequence[Graph], n_max: int):
     return adj, feat, mask
 
 
-def train_decoder(model: GraphClassifier, aux: Sequence[Graph], *, n_max: int, epochs: int = 200,
-                  hidden: int = 512, lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 64,
-                  feature_weight: float = 1.0, seed: int = 0, show_progress: bool = True,
-                  observe=None) -> StructureDecoder:
-    """Simulate each auxiliary graph's gradient under ``model``, then fit a
-    :class:`StructureDecoder` (Adam, weighted BCE on edges, CE on features).
-
-    ``observe(model, grads, n) -> (D,)`` replaces :func:`observation` (the chapter's
-    "prior only" reference passes one that returns ``n`` alone)."""
+def simulate(model: GraphClassifier, aux: Sequence[Graph], observe=None) -> tuple[list[Graph], torch.Tensor]:
+    """The observations ``φ: (K, D)`` of the auxiliary graphs under ``model`` (``observe``,
+    default :func:`observation`, of each graph's simulated gradient) and the ``K`` graphs
+    they belong to. A trained model can have dead units, and then some graphs leak no
+    pooled embedding: those are skipped; none left is an error."""
     observe = observation if observe is None else observe
-    if not aux:
-        raise ValueError("the auxiliary set is empty")
-    too_big = [a.size(0) for a, _, _ in aux if a.size(0) > n_max]
-    if too_big:
-        raise ValueError(f"{len(too_big)} auxiliary graphs have more than n_max={n_max} nodes (largest {max(too_big)})")
-    t0 = time.perf_counter()
-    bank, kept, obs = list(aux), [], []
-    for g in aux:  # a trained model can have dead units: some graphs then leak no pooled embedding
+    kept, obs = [], []
+    for g in aux:
         try:
             obs.append(observe(model, client_gradient(model, [g]), g[0].size(0)))
         except ValueError as err:
@@ -182,9 +172,29 @@ def train_decoder(model: GraphClassifier, aux: Sequence[Graph], *, n_max: int, e
         kept.append(g)
     if not kept:
         raise ValueError(f"the pooled embedding does not leak for any of the {len(aux)} auxiliary graphs under "
-                         "this model (every bias gradient of the head is zero): nothing to train the decoder on")
-    aux, phi = kept, torch.stack(obs).float()
-    simulate = time.perf_counter() - t0
+                         "this model (every bias gradient of the head is zero): nothing to learn from")
+    return kept, torch.stack(obs)
+
+
+def train_decoder(model: GraphClassifier, aux: Sequence[Graph], *, n_max: int, epochs: int = 200,
+                  hidden: int = 512, lr: float = 1e-3, weight_decay: float = 1e-4, batch_size: int = 64,
+                  feature_weight: float = 1.0, seed: int = 0, show_progress: bool = True,
+                  observe=None) -> StructureDecoder:
+    """Simulate each auxiliary graph's gradient under ``model``, then fit a
+    :class:`StructureDecoder` (Adam, weighted BCE on edges, CE on features).
+
+    ``observe(model, grads, n) -> (D,)`` replaces :func:`observation` (the chapter's
+    "prior only" reference passes one that returns ``n`` alone)."""
+    if not aux:
+        raise ValueError("the auxiliary set is empty")
+    too_big = [a.size(0) for a, _, _ in aux if a.size(0) > n_max]
+    if too_big:
+        raise ValueError(f"{len(too_big)} auxiliary graphs have more than n_max={n_max} nodes (largest {max(too_big)})")
+    t0 = time.perf_counter()
+    bank = list(aux)
+    aux, phi = simulate(model, aux, observe)
+    phi = phi.float()
+    simulated = time.perf_counter() - t0
     adj, feat, mask = _targets(aux, n_max)
     torch.manual_seed(seed)
     dec = StructureDecoder(phi.size(1), n_max, model.gcn[0].size(0), hidden=hidden)
@@ -213,7 +223,7 @@ def train_decoder(model: GraphClassifier, aux: Sequence[Graph], *, n_max: int, e
         losses.append(total / len(aux))
     dec.eval()
     dec.bank = [(a.double(), x.double()) for a, x, _ in bank]  # for retrieval (see graphdlg)
-    dec.info = {"simulate_seconds": simulate, "train_seconds": time.perf_counter() - t0 - simulate,
+    dec.info = {"simulate_seconds": simulated, "train_seconds": time.perf_counter() - t0 - simulated,
                 "final_loss": losses[-1], "auxiliary": len(aux), "without_leak": len(bank) - len(aux)}
     return dec.double()
 

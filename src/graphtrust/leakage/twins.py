@@ -36,10 +36,10 @@ from dataclasses import dataclass
 
 import torch
 
-from .decoder import Graph, observation
+from .decoder import Graph, observation, simulate
 from .leaks import check_gradients, recover_label
 from .matching import Reconstruction, gradient_distance, gradient_of
-from .model import GraphClassifier, client_gradient
+from .model import GraphClassifier
 
 __all__ = ["Twin", "regular_twins", "twin_search", "Composition", "fit_composition", "type_pair_scores",
            "twin_attack"]
@@ -181,21 +181,14 @@ class Composition:
 def fit_composition(model: GraphClassifier, aux: Sequence[Graph], ridge: float = 1000.0) -> Composition:
     """Fit :class:`Composition` on auxiliary graphs ``(adj, x, label)`` (their simulated
     gradients under ``model``; graphs whose pooled embedding does not leak are skipped)."""
-    obs, targets = [], []
-    for a, x, y in aux:
-        try:
-            obs.append(observation(model, client_gradient(model, [(a, x, y)]), a.size(0)))
-        except ValueError as err:
-            if "does not leak" not in str(err):
-                raise
-            continue
-        n = a.size(0)
-        targets.append(torch.cat([x.sum(0) / n, torch.tensor([float(a.sum()) / 2 / n], dtype=x.dtype)]))
-    if len(obs) < 2:
-        raise ValueError(f"need at least 2 auxiliary graphs that leak their pooled embedding, got {len(obs)}")
     if ridge <= 0:
         raise ValueError(f"ridge must be positive, got {ridge}")
-    phi, y = torch.stack(obs).double(), torch.stack(targets).double()
+    kept, phi = simulate(model, aux)
+    if len(kept) < 2:
+        raise ValueError(f"need at least 2 auxiliary graphs that leak their pooled embedding, got {len(kept)}")
+    y = torch.stack([torch.cat([x.sum(0), torch.tensor([float(a.sum()) / 2], dtype=x.dtype)]) / a.size(0)
+                     for a, x, _ in kept]).double()
+    phi = phi.double()
     mean, std = phi.mean(0), phi.std(0).clamp_min(1e-8)
     z = (phi - mean) / std
     bias = y.mean(0)
