@@ -14,7 +14,7 @@ from ..results import mean_std, t_half_width
 from .cells import THREATS
 from .evaluate import DEFENCES
 
-__all__ = ["accuracy_table", "robustness_kept", "strongest", "cost_table", "meta_table", "plot_budgets", "claims", "PAPER"]
+__all__ = ["accuracy_table", "robustness_kept", "gains_text", "strongest", "cost_table", "meta_table", "plot_budgets", "claims", "PAPER"]
 
 #: what each threat model's transfer and adaptive attacks are called in the records
 PAIRS = {"poisoning": ("transfer-poisoning", "adaptive-poisoning"), "evasion": ("transfer-evasion", "adaptive-evasion")}
@@ -122,6 +122,16 @@ def robustness_kept(df: pd.DataFrame) -> pd.DataFrame:
     t.index = t.index.set_levels([f"{100 * b:g} %" for b in t.index.levels[1]], level=1)
     t.index = t.index.set_levels([_label(i) for i in t.index.levels[2]], level=2)
     return t
+
+
+def gains_text(rows: pd.DataFrame) -> str:
+    """One threat model and budget of :func:`robustness_kept` (rows: defences) as text:
+    ``"name apparent → under the strongest ± half-width (n splits)"``, joined by "; "."""
+    def one(name: str, r: pd.Series) -> str:
+        h = r["gain under the strongest attack: 95 % CI ±"]
+        return (f"{name} {r['apparent gain']:.1f} → {r['gain under the strongest attack']:.1f}"
+                f"{'' if pd.isna(h) else f' ± {h:.1f}'} ({r.cells:.0f} splits)")
+    return "; ".join(one(n, r) for n, r in rows.iterrows())
 
 
 def cost_table(df: pd.DataFrame) -> pd.DataFrame:
