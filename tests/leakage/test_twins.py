@@ -53,11 +53,29 @@ def test_twin_search_refuses_impossible_edge_counts_and_bad_schedules():
     a, x = regular_twins(6, 7)["ring"]
     g = client_gradient(model, [(a, x, 0)])
     with pytest.raises(ValueError, match="num_edges"):
-        twin_search(model, g, x, 15)
+        twin_search(model, g, x, 16)  # 15 pairs
+    with pytest.raises(ValueError, match="num_edges"):
+        twin_search(model, g, x, -1)
     with pytest.raises(ValueError, match="steps"):
         twin_search(model, g, x, 6, steps=0)
     with pytest.raises(ValueError, match="atom_type"):
         regular_twins(6, 7, atom_type=7)
+
+
+def test_twin_search_returns_the_one_graph_when_no_swap_exists():
+    # AIDS holds two-node molecules: one edge on two nodes (or none, or all 15 on six) leaves
+    # nothing to search; the graph itself comes back with its measured distance
+    model = _model(0)
+    x = torch.nn.functional.one_hot(torch.tensor([0, 1]), 7).double()
+    bond = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    g = client_gradient(model, [(bond, x, 1)])
+    t = twin_search(model, g, x, 1, steps=50)
+    assert torch.equal(t.adj, bond) and t.distance == t.start_distance == pytest.approx(0.0, abs=1e-20)
+    empty = twin_search(model, g, x, 0, steps=50)
+    assert int(empty.adj.sum()) == 0 and empty.distance > 1e-8
+    a, x6 = regular_twins(6, 7)["complete"]
+    full = twin_search(model, client_gradient(model, [(a, x6, 0)]), x6, 15, steps=50)
+    assert torch.equal(full.adj, a)
 
 
 def test_type_pair_scores_are_the_edge_density_between_the_two_atom_types():
@@ -88,5 +106,9 @@ def test_composition_learns_atom_shares_from_random_graphs_and_the_twin_attack_u
     # the predicted atoms are close to the victim's: total variation of the shares below 0.3
     assert float((r.x.sum(0) - x.sum(0)).abs().sum()) / 2 / 10 < 0.3
     assert r.info["edges"] >= 9 and r.info["twin_distance"] <= r.info["start_distance"]
+    # a two-node victim (AIDS has them): its one connected graph, the bond
+    bond = torch.tensor([[0.0, 1.0], [1.0, 0.0]], dtype=torch.float64)
+    r2 = twin_attack(model, client_gradient(model, [(bond, x[:2], y)]), 2, comp, steps=200)
+    assert r2.info["edges"] == 1 and r2.adj.shape == (2, 2)
     with pytest.raises(ValueError, match="ridge"):
         fit_composition(model, aux[:5], ridge=0.0)

@@ -108,11 +108,12 @@ def twin_search(model: GraphClassifier, grads: Sequence[torch.Tensor], x: torch.
     gradient's scale). ``steps`` moves are measured in all (``steps // batch`` rounds).
     ``batch=1`` is plain annealing, the stronger optimiser for a given number of moves
     (the chapter's bound uses it); larger batches are several times faster per move (the
-    attack uses 16)."""
+    attack uses 16). With no edges or all pairs joined (two-node molecules of AIDS) no
+    swap exists: the one graph with that count is returned, measured, without a search."""
     n = x.size(0)
     pairs = n * (n - 1) // 2
-    if not 0 < num_edges < pairs:
-        raise ValueError(f"num_edges must be in (0, {pairs}) for {n} nodes, got {num_edges}")
+    if not 0 <= num_edges <= pairs:
+        raise ValueError(f"num_edges must be in [0, {pairs}] for {n} nodes, got {num_edges}")
     if steps < 1 or batch < 1 or temperature < 0:
         raise ValueError(f"need steps >= 1, batch >= 1 and temperature >= 0, got {steps}, {batch}, {temperature}")
     t0 = time.perf_counter()
@@ -132,7 +133,7 @@ def twin_search(model: GraphClassifier, grads: Sequence[torch.Tensor], x: torch.
     adj = adj + adj.t()
     cur = start = float(measure(adj[None])[0])
     best, best_adj = cur, adj.clone()
-    rounds = max(1, steps // batch)
+    rounds = max(1, steps // batch) if 0 < num_edges < pairs else 0
     b = torch.arange(batch)
     for r in range(rounds):
         temp = temperature * (1 - r / rounds)
@@ -167,7 +168,8 @@ class Composition:
 
     def predict(self, phi: torch.Tensor, n: int) -> tuple[torch.Tensor, int]:
         """Atom types of ``n`` nodes ``(n,)`` (sorted; the shares rounded to counts by largest
-        remainder) and an edge count (at least ``n − 1``, fewer than all pairs)."""
+        remainder) and an edge count (at least ``n − 1``, the least a connected graph has;
+        fewer than all pairs where that leaves a choice, i.e. ``n ≥ 3``)."""
         y = ((phi.to(self.mean.dtype) - self.mean) / self.std) @ self.weight + self.bias
         share = y[: self.num_features].clamp_min(0)
         share = share / share.sum() if float(share.sum()) > 0 else torch.full_like(share, 1 / self.num_features)
@@ -175,7 +177,7 @@ class Composition:
         k = torch.floor(c).long()
         k[torch.argsort(-(c - k))[: n - int(k.sum())]] += 1
         m = int(round(float(y[-1]) * n))
-        return torch.repeat_interleave(torch.arange(self.num_features), k), min(max(m, n - 1), n * (n - 1) // 2 - 1)
+        return torch.repeat_interleave(torch.arange(self.num_features), k), max(min(m, n * (n - 1) // 2 - 1), n - 1)
 
 
 def fit_composition(model: GraphClassifier, aux: Sequence[Graph], ridge: float = 1000.0) -> Composition:
