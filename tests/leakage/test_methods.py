@@ -125,6 +125,12 @@ def test_gains_use_the_strongest_baseline_the_same_attacker_has():
     assert g.loc[("graphdlg-client", "gradient"), "strongest baseline"] == "nearest-auxiliary-client"
     r = g.loc[("graphdlg-random", "no gradient")]
     assert r["ratio"] == pytest.approx(0.669 / 0.609, rel=1e-6) and r["ratio 95% low"] <= r["ratio"] <= r["ratio 95% high"]
+    # a victim whose AUC is undefined (a two-node graph) leaves the ratio and its interval finite
+    df = pd.DataFrame(rows)
+    df.loc[(df.victim == 0) & df.method.isin(["graphdlg-random", "dlg"]), "structure_auc"] = math.nan
+    r = gains(df).set_index(["method", "family"]).loc[("graphdlg-random", "no gradient")]
+    assert r["ratio"] == pytest.approx(0.67 / 0.61, rel=1e-6)  # victims 1-9: mean offset 0.01
+    assert np.isfinite([r["ratio 95% low"], r["ratio 95% high"]]).all()
 
 
 def test_mean_ci():

@@ -239,7 +239,9 @@ def gains(df: pd.DataFrame, metric: str = "structure_auc", higher: bool = True) 
     """Per dataset and GraphDLG setting: the ratio of GraphDLG's mean ``metric`` to the
     strongest baseline of each family *available to the same attacker*
     (:func:`~.methods.available`), with a paired 95 % bootstrap interval of that ratio
-    (victims × model seeds resampled together). ``df``: records of ``graphdlg_main``."""
+    (victims × model seeds resampled together). ``df``: records of ``graphdlg_main``.
+    Victims on which the metric is undefined for either side (AUC of a two-node graph: one
+    pair, no negative) are left out of that ratio, its interval and its two means."""
     rows = []
     rng = np.random.default_rng(0)
     for name, ours in df.loc[df.family == "ours", ["dataset", "method"]].drop_duplicates().itertuples(index=False):
@@ -251,14 +253,14 @@ def gains(df: pd.DataFrame, metric: str = "structure_auc", higher: bool = True) 
                 continue
             means = wide[cands].mean()
             best = means.idxmax() if higher else means.idxmin()
-            ratio = wide[ours].mean() / means[best]
-            idx = rng.integers(0, len(wide), (2000, len(wide)))
+            pair = wide[[ours, best]].dropna().to_numpy()
+            mo, mb = pair.mean(0)
+            idx = rng.integers(0, len(pair), (2000, len(pair)))
             with np.errstate(divide="ignore", invalid="ignore"):  # a resample can hold only exact recoveries
-                boot = wide[ours].to_numpy()[idx].mean(1) / wide[best].to_numpy()[idx].mean(1)
+                boot = pair[idx, 0].mean(1) / pair[idx, 1].mean(1)
             lo, hi = np.nanquantile(boot, [0.025, 0.975])
             rows.append({"dataset": name, "method": ours, "family": family, "strongest baseline": best,
-                         "baseline": means[best], "ours": wide[ours].mean(), "ratio": ratio, "ratio 95% low": lo,
-                         "ratio 95% high": hi})
+                         "baseline": mb, "ours": mo, "ratio": mo / mb, "ratio 95% low": lo, "ratio 95% high": hi})
     return pd.DataFrame(rows)
 
 
