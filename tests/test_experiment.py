@@ -113,7 +113,9 @@ def test_conflicting_parts_are_refused_naming_the_cell(tmp_path):
         experiment.merge(experiment.load(tmp_path / "a.jsonl"), experiment.load(tmp_path / "b.jsonl"))
     # identical cells from two parts (timings aside) merge silently
     experiment.run(DEMO, only={"dataset": ["a"]}, out=tmp_path / "c.jsonl", show_progress=False, profile="quick")
-    experiment.merge(experiment.load(tmp_path / "a.jsonl"), experiment.load(tmp_path / "c.jsonl"))
+    both = experiment.merge(experiment.load(tmp_path / "a.jsonl"), experiment.load(tmp_path / "c.jsonl"))
+    # the first part's records are kept, and the second part's header, describing none of them, is dropped
+    assert set(both.runs) == set(experiment.load(tmp_path / "a.jsonl").runs) and len(both.runs) == 1
 
 
 def test_coverage_reports_exactly_the_missing_cells(tmp_path):

@@ -272,7 +272,11 @@ def _drop_cut_line(path: Path) -> None:
 
 
 def merge(*runs: Run) -> Run:
-    """One run holding the cells of all ``runs`` (same experiment); conflicting cells are refused."""
+    """One run holding the cells of all ``runs`` (same experiment); conflicting cells are refused.
+
+    A cell held by several runs keeps the first one's record; run headers (provenance) that
+    no kept cell refers to are dropped, so the result describes only what measured it (for
+    example after cells were taken out of a file to be measured again)."""
     if not runs:
         raise ValueError("nothing to merge")
     names = {r.experiment for r in runs}
@@ -283,6 +287,8 @@ def merge(*runs: Run) -> Run:
         out.runs.update(r.runs)
         for entry in r.cells.values():
             out.add(entry)
+    used = {e["run"] for e in out.cells.values()}
+    out.runs = {rid: prov for rid, prov in out.runs.items() if rid in used}
     return out
 
 
