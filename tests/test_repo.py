@@ -44,8 +44,6 @@ def _staged_text(path):
     """The file as git's index holds it (what is committed, or about to be): CI's nbmake
     writes outputs into the working copies while these tests run beside it. Outside a git
     checkout, or for an untracked file, the file itself."""
-    import subprocess
-
     rel = path.resolve().relative_to(ROOT).as_posix()
     r = subprocess.run(["git", "-C", str(ROOT), "show", f":{rel}"], capture_output=True, text=True)
     return r.stdout if r.returncode == 0 else path.read_text()
