@@ -52,6 +52,27 @@ def test_fast_meta_gradient_with_fewer_features_than_labelled_nodes(sparse):
     torch.testing.assert_close(exact_meta_gradient(a, p), reference_meta_gradient(a, p), rtol=0, atol=1e-10)
 
 
+@pytest.mark.parametrize("lam", [0.0, 1.0])
+def test_factored_labelled_rows_equal_the_reference(lam):
+    """With fewer features than labelled nodes the training unrolls in W1's coordinates, and
+    the labelled rows may be kept as rank-D factors (what lets an arxiv-sized graph fit in
+    memory): every block equals the dense autograd reference, and so does the stored form."""
+    from graphtrust.structure.metagradient import exact_meta_scores
+    from graphtrust.structure.surrogate import Propagation
+
+    a, p = _problem(seed=12, d=5, labelled=16, sparse=True, lam=lam)
+    prop, ref = Propagation.from_dense(a), reference_meta_gradient(a, p)
+    stored, factored = exact_meta_scores(prop, p, factored=False), exact_meta_scores(prop, p, factored=True)
+    assert stored.lab_rows is not None and factored.lab_rows is None and factored.p_l.shape == (16, 5)
+    for r0, r1 in ((0, 9), (9, 23), (23, 40)):
+        torch.testing.assert_close(factored.pair_gradient(r0, r1, r0), ref[r0:r1, r0:], rtol=0, atol=1e-12)
+    torch.testing.assert_close(stored.dense(), ref, rtol=0, atol=1e-12)
+    assert factored.fit == stored.fit
+    a, p = _problem(seed=12, d=20, labelled=16)
+    with pytest.raises(ValueError, match="20 features and 16 labelled"):
+        exact_meta_scores(Propagation.from_dense(a), p, factored=True)
+
+
 def test_first_order_gradient_equals_reference_without_unrolling():
     a, p = _problem(seed=3)
     assert torch.allclose(exact_meta_gradient(a, p, unroll=False), reference_meta_gradient(a, p, unroll=False), atol=1e-12)
@@ -203,11 +224,12 @@ def test_strong_mode_trains_the_surrogate_until_it_fits(small):
     assert max(res.params["surrogate_loss"]) < 1.0
 
 
-def test_training_curve_ends_where_the_meta_gradient_surrogate_ends():
+@pytest.mark.parametrize("labelled", [10, 16])
+def test_training_curve_ends_where_the_meta_gradient_surrogate_ends(labelled):
     from graphtrust.structure.metagradient import exact_meta_scores, training_curve
     from graphtrust.structure.surrogate import Propagation
 
-    a, p = _problem(seed=2, steps=7)
+    a, p = _problem(seed=2, steps=7, labelled=labelled)  # 16 > 12 features: W1's coordinates
     prop = Propagation.from_dense(a)
     curve = training_curve(prop, p, 7)
     loss, acc = exact_meta_scores(prop, p).fit

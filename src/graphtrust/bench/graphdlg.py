@@ -3,8 +3,8 @@
 Every registered method (:data:`graphtrust.leakage.methods.METHODS`: the no-gradient
 baselines ``random-guess``, ``prior-only-*``, ``random-same-size-*``; the gradient
 baselines ``dlg``, ``idlg``, ``idlg+prior-*``, ``nearest-auxiliary-*``; GraphDLG) attacks the
-same victims (the first ``--victims`` of the chapter's seeded split, quick-profile model
-and sizes unless ``--iters`` says otherwise), through the harness cell of
+same victims (the first ``--victims`` of the chapter's seeded split; model and sizes of the
+active profile, ``GRAPHTRUST_PROFILE``, unless ``--iters`` says otherwise), through the harness cell of
 ``graphdlg_main``. Reported per method: ``seconds_per_graph`` (attack only; decoder
 training is ``decoder_seconds``), mean ``feature_mse``, ``structure_auc``, ``edge_f1``.
 Then, per GraphDLG setting, the ratio of its structure AUC (and feature MSE) to the
@@ -28,15 +28,15 @@ from . import benchmark
 
 
 def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--victims", type=int, default=24)
-    p.add_argument("--iters", type=int, default=None, help="L-BFGS iterations (default: quick profile's)")
+    p.add_argument("--victims", type=int, default=None, help="victims (default: the profile's; quick: 24, full: 60)")
+    p.add_argument("--iters", type=int, default=None, help="L-BFGS iterations (default: the profile's)")
     p.add_argument("--dataset", default="MUTAG")
 
 
 @benchmark("graphdlg", "GraphDLG vs no-gradient and gradient baselines: time per graph and recovery", _args)
 def run(args: argparse.Namespace) -> dict:
-    sz = dict(config.sizes("graphdlg", "quick"))
-    sz["victims"] = args.victims
+    sz = dict(config.sizes("graphdlg"))
+    sz["victims"] = args.victims or sz["victims"]
     if args.iters:
         sz["iters"] = args.iters
     p = Problem(args.dataset, sz)

@@ -23,6 +23,15 @@ autograd through it is cheap. Chaining back to the adjacency, ``∂L/∂Q`` is a
 rank-``h`` terms plus a block on the labelled rows, so ``∂L/∂Â = MÂ + ÂM`` with
 ``M = (∂L/∂Q) Xᵀ`` is assembled from one ``N × 4h × N`` product and sparse products.
 No ``N × N`` matrix is formed before that final assembly.
+
+**Memory at scale.** Two parts grow with the labelled nodes: the Gram matrix (``n_L²``)
+and the labelled rows ``W_L = (∂L/∂Q_L) Xᵀ`` of ``M`` (``n_L × N``, kept with ``W_L Â``).
+At ogbn-arxiv's size (169,343 nodes, 16,934 labelled) each ``n_L × N`` matrix is 11.5 GB
+in float32, which is why the first version ran out of memory there. With fewer features
+than labelled nodes (``D < n_L``: 128 against 16,934 on arxiv) neither is needed: the
+training unrolls in ``W1``'s own coordinates (``O(n_L·D·h)`` a step, no Gram matrix) and
+``W_L`` is kept as rank-``D`` factors, its ``(Â E_L)`` half folded into the dense factors.
+Memory is then ``O(N·(h + D))``.
 """
 
 from __future__ import annotations
@@ -74,14 +83,9 @@ class MetaProblem:
     w2: torch.Tensor | None = None  # (h, C)
 
     def __post_init__(self) -> None:
-        dev = self.targets.device
-        n, d = self.x.shape
         self.xt = self.x.t().to_sparse_csr() if self.x.layout == torch.sparse_csr else self.x.t()
         self.y_train = self.targets[self.idx_train]
         self.onehot_train = F.one_hot(self.y_train, self.num_classes).to(self.dtype)
-        e = torch.zeros(n, self.idx_train.numel(), dtype=self.dtype, device=dev)
-        e[self.idx_train, torch.arange(self.idx_train.numel(), device=dev)] = 1
-        self.e_train = e
         if self.w1 is None or self.w2 is None:
             self.reinitialize(torch.Generator().manual_seed(0))
         else:
@@ -131,9 +135,7 @@ def _unrolled_training(h0, k, p: MetaProblem, record: list | None = None, curve:
         if record is not None and h.requires_grad:
             h.register_hook(lambda grad, b=b: record.append((grad, b.detach())))
         prob = torch.softmax(h @ w2, dim=1)
-        if curve is not None:
-            picked = prob.detach()[torch.arange(n_l, device=prob.device), p.y_train]
-            curve.append((float(-picked.log().mean()), float((prob.detach().argmax(1) == p.y_train).double().mean())))
+        _note(prob, p, curve)
         g = (prob - p.onehot_train) / n_l  # dCE/dZ on labelled nodes
         db, dw = g @ w2.t(), h.t() @ g
         vb = p.momentum * vb + db
@@ -141,6 +143,37 @@ def _unrolled_training(h0, k, p: MetaProblem, record: list | None = None, curve:
         b = b - p.lr * vb
         w2 = w2 - p.lr * vw
     return b, w2
+
+
+def _unrolled_weights(q_l, p: MetaProblem, curve: list | None = None, steps: int | None = None):
+    """The steps of :func:`_unrolled_training` in the weights' own coordinates, ``H_t = Q_L W1_t``.
+
+    ``q_l: (n_L, D)``. Each step costs ``O(n_L·D·h)`` instead of ``O(n_L²·h)``, and no
+    ``n_L × n_L`` Gram matrix exists: the cheaper form when ``D < n_L`` (graphs with few
+    features and many labelled nodes, e.g. ogbn-arxiv: 128 features, 16,934 labelled).
+    Returns ``(W1_T, W2_T)``; autograd reaches ``q_l`` when it requires a gradient.
+    """
+    n_l = q_l.size(0)
+    w1, w2 = p.w1, p.w2
+    v1, v2 = torch.zeros_like(w1), torch.zeros_like(w2)
+    for _ in range(p.steps if steps is None else steps):
+        h = q_l @ w1
+        prob = torch.softmax(h @ w2, dim=1)
+        _note(prob, p, curve)
+        g = (prob - p.onehot_train) / n_l
+        v1 = p.momentum * v1 + q_l.t() @ (g @ w2.t())
+        v2 = p.momentum * v2 + h.t() @ g
+        w1 = w1 - p.lr * v1
+        w2 = w2 - p.lr * v2
+    return w1, w2
+
+
+def _note(prob: torch.Tensor, p: MetaProblem, curve: list | None) -> None:
+    """Append the training loss and accuracy of ``prob: (n_L, C)`` to ``curve`` (if a list)."""
+    if curve is not None:
+        prob = prob.detach()
+        picked = prob[torch.arange(prob.size(0), device=prob.device), p.y_train]
+        curve.append((float(-picked.log().mean()), float((prob.argmax(1) == p.y_train).double().mean())))
 
 
 def _fit(h: torch.Tensor, w2: torch.Tensor, p: MetaProblem) -> tuple[float, float]:
@@ -157,14 +190,24 @@ def training_curve(prop: Propagation, p: MetaProblem, steps: int) -> list[tuple[
     The same SGD-with-momentum steps (``p.lr``, ``p.momentum``, initial weights ``p.w1, p.w2``)
     as the meta-gradient, without the graph's gradient. Returns ``steps + 1`` pairs.
     """
+    curve: list[tuple[float, float]] = []
     with torch.no_grad():
         q_l = _labelled_features(prop, p, *_columns(prop, p.idx_train))
-        h0 = prop(p.xw0, 2)[p.idx_train]
-        gram = q_l @ q_l.t()
-        curve: list[tuple[float, float]] = []
-        b, w2 = _unrolled_training(h0, gram, p, curve=curve, steps=steps)
-        curve.append(_fit(h0 + gram @ b, w2, p))
+        if _row_space(p):
+            h0 = prop(p.xw0, 2)[p.idx_train]
+            gram = q_l @ q_l.t()
+            b, w2 = _unrolled_training(h0, gram, p, curve=curve, steps=steps)
+            curve.append(_fit(h0 + gram @ b, w2, p))
+        else:
+            w1, w2 = _unrolled_weights(q_l, p, curve=curve, steps=steps)
+            curve.append(_fit(q_l @ w1, w2, p))
     return curve
+
+
+def _row_space(p: MetaProblem) -> bool:
+    """Unroll in the row-space coordinates (:func:`_unrolled_training`) unless there are
+    fewer features than labelled nodes (:func:`_unrolled_weights` is then cheaper)."""
+    return p.x.size(1) >= p.idx_train.numel()
 
 
 def _gram_gradient(record: list) -> torch.Tensor:
@@ -205,6 +248,8 @@ class PairScores:
     a_pos: torch.Tensor | None = None
     a_vals: torch.Tensor | None = None
     w_l: torch.Tensor | None = None  # (n_L, N)
+    p_l: torch.Tensor | None = None  # (n_L, D) factored form: W_L Â = p_l r_aᵀ (w_l, lab_rows None)
+    r_a: torch.Tensor | None = None  # (N, D) Â X
     c: torch.Tensor | None = None  # (N,) degree-chain term, set by _finish
     whole: torch.Tensor | None = None  # (N, N) the pair gradient itself (A-Meta on small graphs)
     fit: tuple[float, float] | None = None  # the surrogate's training loss and accuracy at step T
@@ -243,15 +288,17 @@ class PairScores:
         if not self.c_folded:
             g += self.c[r0:r1, None]
             g += self.c[None, c0:]
-        if self.lab_rows is not None:
+        if self.lab_nodes is not None:
             dev = self.lab_nodes.device
             nodes = self.lab_nodes
             lo, hi = torch.searchsorted(nodes, torch.tensor([r0, r1], device=dev)).tolist()
             if hi > lo:  # labelled rows in the block
-                g.index_add_(0, nodes[lo:hi] - r0, self.lab_rows[lo:hi, c0:])
+                g.index_add_(0, nodes[lo:hi] - r0, self._lab_rows(slice(lo, hi), slice(c0, None)))
             lo = int(torch.searchsorted(nodes, torch.tensor(c0, device=dev)))
             if nodes.numel() > lo:  # labelled columns in the block
-                g.index_add_(1, nodes[lo:] - c0, self.lab_rows[lo:, r0:r1].t())
+                g.index_add_(1, nodes[lo:] - c0, self._lab_rows(slice(lo, None), slice(r0, r1)).t())
+            if self.w_l is None:  # factored: Â E_L W_L is in the dense factors
+                return g
             lo, hi = torch.searchsorted(self.a_rows, torch.tensor([r0, r1], device=dev)).tolist()
             if hi > lo:  # Â E_L W_L on the block's rows
                 g.index_add_(0, self.a_rows[lo:hi] - r0, self.a_vals[lo:hi, None] * self.w_l[self.a_pos[lo:hi], c0:])
@@ -260,6 +307,12 @@ class PairScores:
                 cols, pos, vals = self.a_rows[lo:], self.a_pos[lo:], self.a_vals[lo:]
                 g.index_add_(1, cols - c0, (vals[:, None] * self.w_l[pos, r0:r1]).t())
         return g
+
+    def _lab_rows(self, rows: slice, cols: slice) -> torch.Tensor:
+        """``(W_L Â)[rows, cols]``, stored or from the factors."""
+        if self.lab_rows is not None:
+            return self.lab_rows[rows, cols]
+        return self.p_l[rows] @ self.r_a[cols].t()
 
     def dense(self) -> torch.Tensor:
         """The whole ``(N, N)`` pair gradient (small graphs and tests)."""
@@ -273,12 +326,16 @@ class PairScores:
         """
         s = self.s
         acc = (self.left * prop(self.right)).sum(1)
-        if self.lab_rows is not None:
+        if self.lab_nodes is not None:
             # every sparse term pairs a non-zero (i, p, Â_il) of Â E_L with a neighbour of i
             rows, pos, vals = self.a_rows, self.a_pos, self.a_vals
-            lab = vals * self.lab_rows[pos, rows]
+            if self.lab_rows is not None:
+                lab = vals * self.lab_rows[pos, rows]
+            else:
+                lab = vals * (self.p_l[pos] * self.r_a[rows]).sum(1)
             acc.index_add_(0, self.lab_nodes[pos], lab)  # labelled rows: Σ_j Â_lj (W_L Â)_pj
             acc.index_add_(0, rows, lab)  # their columns
+        if self.w_l is not None:
             entry, flat = _row_entries(prop, rows)
             j = prop.a_hat.col_indices()[flat]  # neighbour j of row i = rows[entry]
             prod = prop.a_hat.values()[flat] * vals[entry] * self.w_l[pos[entry], j]
@@ -309,10 +366,13 @@ class PairScores:
             self.lab_rows.mul_(s[None, :]).mul_(s[self.lab_nodes, None])
             self.w_l.mul_(s[None, :])
             self.a_vals = self.a_vals * s[self.a_rows]
+        elif self.p_l is not None:
+            self.r_a.mul_(s[:, None])
+            self.p_l.mul_(s[self.lab_nodes, None])
 
 
 #: factors of at most this rank get ``c`` appended as two more columns (:meth:`PairScores._fold`)
-FOLD_RANK = 256
+FOLD_RANK = 1024
 
 
 def _symmetric(prop: Propagation, u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -321,27 +381,47 @@ def _symmetric(prop: Propagation, u: torch.Tensor, v: torch.Tensor) -> tuple[tor
     return torch.cat([u, av, au, v], 1), torch.cat([av, u, v, au], 1)
 
 
-def exact_meta_scores(prop: Propagation, p: MetaProblem, unroll: bool = True) -> PairScores:
+def exact_meta_scores(prop: Propagation, p: MetaProblem, unroll: bool = True,
+                      factored: bool | None = None) -> PairScores:
     """Meta-gradient through ``p.steps`` unrolled SGD-momentum steps, as :class:`PairScores`.
 
     With ``unroll=False`` the dependence of the trained weights on the graph is ignored
-    (the first-order approximation).
+    (the first-order approximation). The training is unrolled in the row-space
+    coordinates, or in the weights' own when there are fewer features than labelled nodes
+    (:func:`_row_space`). ``factored``: keep the labelled rows ``W_L = (∂L/∂Q_L) Xᵀ`` as
+    rank-``D`` factors instead of ``n_L × N`` matrices (possible only with fewer features
+    than labelled nodes; default: when the matrices would exceed :data:`LABELLED_ENTRIES`).
     """
     idx_l = p.idx_train
     x, xt = p.x, p.xt
+    n, n_l = x.size(0), idx_l.numel()
+    row_space = _row_space(p)
+    if factored is None:
+        factored = unroll and not row_space and n * n_l > LABELLED_ENTRIES
+    if factored and row_space:
+        raise ValueError(f"factored labelled rows need fewer features than labelled nodes, got "
+                         f"{x.size(1)} features and {n_l} labelled nodes")
     with torch.no_grad():
         order = torch.argsort(idx_l)
         nodes = idx_l[order]
         a_rows, a_pos, a_vals = _columns(prop, nodes)  # Â E_L (labelled nodes sorted), sparse
         q_l = _labelled_features(prop, p, a_rows, order[a_pos], a_vals)  # (n_L, D)
-        gram = q_l @ q_l.t()  # K, (n_L, n_L)
-        h0 = prop(p.xw0, 2)[idx_l]  # Q_L W1_0, (n_L, h)
+        if row_space:
+            gram = q_l @ q_l.t()  # K, (n_L, n_L)
+            h0 = prop(p.xw0, 2)[idx_l]  # Q_L W1_0, (n_L, h)
     record: list = []
     with torch.enable_grad():
-        h0 = h0.requires_grad_(unroll)
-        b_t, w2_t = _unrolled_training(h0, gram, p, record if unroll else None)
+        if row_space:
+            h0 = h0.requires_grad_(unroll)
+            b_t, w2_t = _unrolled_training(h0, gram, p, record if unroll else None)
+            with torch.no_grad():
+                w1_t = p.w1 + q_l.t() @ b_t  # (D, h)
+                fit = _fit(h0 + gram @ b_t, w2_t, p)
+        else:
+            q_leaf = q_l.clone().requires_grad_(unroll)
+            w1_t, w2_t = _unrolled_weights(q_leaf, p)
+            fit = _fit(q_l @ w1_t.detach(), w2_t.detach(), p)
         with torch.no_grad():
-            w1_t = p.w1 + q_l.t() @ b_t  # (D, h)
             xw1 = x @ w1_t  # (N, h)
             s = prop(xw1, 2)
         s = s.requires_grad_(True)
@@ -349,23 +429,44 @@ def exact_meta_scores(prop: Propagation, p: MetaProblem, unroll: bool = True) ->
         f, dw2 = torch.autograd.grad(attack_loss(s @ w2_leaf, p), [s, w2_leaf])
         if unroll:
             dw1 = xt @ prop(f, 2)  # Q_Lᵀ-free form of Qᵀ F, (D, h)
-            db = q_l @ dw1  # (n_L, h)
-            (dh0,) = torch.autograd.grad([b_t, w2_t], [h0], grad_outputs=[db, dw2])
-            dgram = _gram_gradient(record)
+            if row_space:
+                (dh0,) = torch.autograd.grad([b_t, w2_t], [h0], grad_outputs=[q_l @ dw1, dw2])
+                dgram = _gram_gradient(record)
+            else:
+                (dq_l,) = torch.autograd.grad([w1_t, w2_t], [q_leaf], grad_outputs=[dw1, dw2])
     with torch.no_grad():
         # M = (∂L/∂Q) Xᵀ = F (X W1_T)ᵀ + E_L W_L   (W_L only when unrolling)
         left, right = _symmetric(prop, f, xw1)
-        out = PairScores(left, right, prop.s, fit=_fit(h0.detach() + gram @ b_t.detach(), w2_t.detach(), p))
+        if factored:  # W_L = P Xᵀ, P = ∂L/∂Q_L: (Â E_L P) Xᵀ and its transpose join the dense factors
+            p_l = dq_l[order].contiguous()
+            xd = x.to_dense() if x.layout != torch.strided else x
+            ep = torch.zeros(n, p_l.size(1), dtype=p_l.dtype, device=p_l.device)
+            ep[nodes] = p_l
+            ep = prop(ep)
+            left, right = torch.cat([left, ep, xd], 1), torch.cat([right, xd, ep], 1)
+            del ep
+        out = PairScores(left, right, prop.s, fit=fit)
         if unroll:
-            lw = torch.cat([b_t.detach(), dh0], 1)
-            rw = torch.cat([x @ dw1, p.xw0], 1)
-            w_l = lw @ rw.t()
-            w_l += (x @ ((dgram + dgram.t()) @ q_l).t()).t()  # (n_L, N): n_L²·D + nnz(X)·n_L work, not n_L²·N
-            w_l = w_l[order].contiguous()
-            out.lab_nodes, out.w_l = nodes, w_l
-            out.lab_rows = prop(w_l.t()).t().contiguous()  # W_L Â
+            out.lab_nodes = nodes
             out.a_rows, out.a_pos, out.a_vals = a_rows, a_pos, a_vals
+            if factored:
+                out.p_l, out.r_a = p_l, prop(xd)
+            else:
+                if row_space:
+                    lw = torch.cat([b_t.detach(), dh0], 1)
+                    rw = torch.cat([x @ dw1, p.xw0], 1)
+                    w_l = lw @ rw.t()
+                    w_l += (x @ ((dgram + dgram.t()) @ q_l).t()).t()  # (n_L, N): n_L²·D + nnz(X)·n_L work, not n_L²·N
+                else:
+                    w_l = (x @ dq_l.t()).t()
+                out.w_l = w_l[order].contiguous()
+                out.lab_rows = prop(out.w_l.t()).t().contiguous()  # W_L Â
         return out._finish(prop)
+
+
+#: the labelled rows of the exact score are kept as factors beyond this many entries
+#: (``n_L × N``; 2^26 floats are 256 MiB) when :func:`exact_meta_scores` can factor them
+LABELLED_ENTRIES = 2**26
 
 
 def _labelled_features(prop: Propagation, p: MetaProblem, a_rows, a_pos, a_vals) -> torch.Tensor:
@@ -427,8 +528,11 @@ def approx_meta_scores(prop: Propagation, p: MetaProblem, generator: torch.Gener
     w2 = glorot(p.hidden, p.num_classes, generator, p.dtype).to(dev)
     w1.grad, w2.grad = torch.zeros_like(w1), torch.zeros_like(w2)
     opt = torch.optim.Adam([w1, w2], lr=p.approx_lr)
-    z2 = prop(p.e_train, 2)  # Â² E_L, (N, n_L)
     n_l = p.idx_train.numel()
+    e = torch.zeros(p.x.size(0), n_l, dtype=p.dtype, device=dev)
+    e[p.idx_train, torch.arange(n_l, device=dev)] = 1
+    z2 = prop(e, 2)  # Â² E_L, (N, n_L)
+    del e
     fs, vs = [], []
     for _ in range(p.steps):
         xw1 = p.x @ w1
