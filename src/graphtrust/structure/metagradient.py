@@ -236,7 +236,10 @@ class PairScores:
     (``g_sym_uv s_u s_v + c_u + c_v``; the scaling and ``c`` are folded into the parts once,
     by :meth:`_fold`), block by block: no ``(N, N)`` matrix is formed unless a block asks
     for every row. ``lab_rows``/``w_l`` are ``None`` for the first-order
-    and approximate estimators. Memory: ``O(N·(k + n_L))``.
+    and approximate estimators. Memory: ``O(N·(k + n_L))``. In the factored form
+    (:func:`exact_meta_scores` with ``factored``) ``W_L Â = p_l r_aᵀ`` is formed per block,
+    ``Â E_L W_L`` and its transpose are columns of ``left``/``right``, and memory is
+    ``O(N·(k + D))``.
     """
 
     left: torch.Tensor
@@ -397,7 +400,8 @@ def exact_meta_scores(prop: Propagation, p: MetaProblem, unroll: bool = True,
     n, n_l = x.size(0), idx_l.numel()
     row_space = _row_space(p)
     if factored is None:
-        factored = unroll and not row_space and n * n_l > LABELLED_ENTRIES
+        factored = not row_space and n * n_l > LABELLED_ENTRIES
+    factored = factored and unroll  # first order: no labelled rows to keep
     if factored and row_space:
         raise ValueError(f"factored labelled rows need fewer features than labelled nodes, got "
                          f"{x.size(1)} features and {n_l} labelled nodes")
