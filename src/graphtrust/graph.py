@@ -20,6 +20,7 @@ __all__ = [
     "num_undirected_edges",
     "check_adjacency",
     "as_operator",
+    "dense",
     "SparseMatrix",
     "apply_flips",
 ]
@@ -103,6 +104,11 @@ def check_adjacency(adj: torch.Tensor) -> None:
         raise ValueError("adjacency is not binary (weighted graphs are not supported)")
     if bool(adj.diagonal().ne(0).any()):
         raise ValueError("adjacency has self-loops on its diagonal")
+
+
+def dense(x: torch.Tensor) -> torch.Tensor:
+    """``x`` as a strided (dense) tensor: sparse COO/CSR matrices are densified, dense ones returned as is."""
+    return x.to_dense() if x.layout != torch.strided else x
 
 
 def as_operator(x: torch.Tensor) -> torch.Tensor:

@@ -26,7 +26,7 @@ from torch import nn
 from torch_geometric.nn import GCNConv
 from torch_geometric.nn.dense.linear import Linear as PygLinear
 
-from .graph import SparseMatrix, normalize_dense, propagate
+from .graph import SparseMatrix, dense, normalize_dense, propagate
 
 __all__ = ["InputDropout", "sparse_features", "linear", "sparse_input", "GCN", "DenseGCN", "SGC", "MLP", "LogisticRegression", "build"]
 
@@ -269,8 +269,7 @@ class SGC(nn.Module):
         c = self._cache
         if c is None or c[0] is not x or c[1] is not edge_index:
             with torch.no_grad():  # Â^K X is dense: sparse CSR features are densified first
-                dense = x.to_dense() if x.layout != torch.strided else x
-                self._cache = (x, edge_index, propagate(dense, edge_index, self.k))
+                self._cache = (x, edge_index, propagate(dense(x), edge_index, self.k))
         return self._cache[2]
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor) -> torch.Tensor:

@@ -25,6 +25,7 @@ from torch import nn
 from torch_geometric.nn.conv.gcn_conv import gcn_norm
 from torch_geometric.utils import add_remaining_self_loops, scatter
 
+from ..graph import dense
 from ..models import GCN, InputDropout, linear
 
 __all__ = [
@@ -103,8 +104,7 @@ def feature_similarity(x: torch.Tensor, kind: str = "jaccard") -> torch.Tensor:
     rows are empty. ``cosine``: cosine similarity, 0 for an all-zero row.
     """
     x = x.detach()
-    if x.layout != torch.strided:  # sparse CSR features (graphtrust.models.sparse_features)
-        x = x.to_dense()
+    x = dense(x)  # sparse CSR features (graphtrust.models.sparse_features)
     if kind == "jaccard":
         b = (x != 0).to(torch.float32)
         inter = b @ b.t()

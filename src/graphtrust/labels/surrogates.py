@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from ..graph import as_operator, normalized_sparse
+from ..graph import as_operator, dense, normalized_sparse
 
 __all__ = ["sgc_features", "sgc_map", "lafak_map", "gcn_ntk", "ntk_map"]
 
@@ -117,12 +117,12 @@ def gcn_ntk(x: torch.Tensor, edge_index: torch.Tensor, relu_layers: int = 1, var
         warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
         s = normalized_sparse(edge_index, x.size(0)).double().to_sparse_csr()
         op = as_operator(x.double())  # CSR when mostly zero (bag-of-words)
-        dense = op.to_dense() if op.layout != torch.strided else op
+        xd = dense(op)
         if op.layout != torch.strided:
             # S (X Xᵀ) S: the Gram matrix from the sparse features costs nnz(X)·N, not N²·D
-            sigma = _sandwich(s, op.to_sparse_csr() @ dense.t().contiguous())
+            sigma = _sandwich(s, op.to_sparse_csr() @ xd.t().contiguous())
         else:
-            xs = s @ dense
+            xs = s @ xd
             sigma = xs @ xs.t()
         theta = sigma.clone()
         if variant == "authors":

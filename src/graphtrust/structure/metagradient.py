@@ -41,7 +41,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..graph import normalize_dense
+from ..graph import dense, normalize_dense
 from .surrogate import Propagation, glorot
 
 __all__ = [
@@ -443,7 +443,7 @@ def exact_meta_scores(prop: Propagation, p: MetaProblem, unroll: bool = True,
         left, right = _symmetric(prop, f, xw1)
         if factored:  # W_L = P Xᵀ, P = ∂L/∂Q_L: (Â E_L P) Xᵀ and its transpose join the dense factors
             p_l = dq_l[order].contiguous()
-            xd = x.to_dense() if x.layout != torch.strided else x
+            xd = dense(x)
             ep = torch.zeros(n, p_l.size(1), dtype=p_l.dtype, device=p_l.device)
             ep[nodes] = p_l
             ep = prop(ep)
@@ -481,7 +481,7 @@ def _labelled_features(prop: Propagation, p: MetaProblem, a_rows, a_pos, a_vals)
     """
     x, idx_l = p.x, p.idx_train
     if x.size(1) <= idx_l.numel():
-        return prop(x.to_dense() if x.layout != torch.strided else x, 2)[idx_l].contiguous()
+        return prop(dense(x), 2)[idx_l].contiguous()
     a_dense = torch.zeros(x.size(0), idx_l.numel(), dtype=x.dtype, device=x.device)
     a_dense[a_rows, a_pos] = a_vals
     return (p.xt @ prop(a_dense)).t().contiguous()
@@ -571,7 +571,7 @@ def reference_meta_gradient(adj: torch.Tensor, p: MetaProblem, unroll: bool = Tr
     Trains ``W1, W2`` directly with ``create_graph=True`` and differentiates the attack
     loss with respect to the dense adjacency; symmetrised for undirected flips.
     """
-    x = p.x.to_dense() if p.x.layout != torch.strided else p.x
+    x = dense(p.x)
     with torch.enable_grad():
         a = adj.clone().requires_grad_(True)
         a_hat = normalize_dense(a)
