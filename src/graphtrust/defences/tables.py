@@ -130,7 +130,7 @@ def gains_text(rows: pd.DataFrame) -> str:
     def one(name: str, r: pd.Series) -> str:
         h = r["gain under the strongest attack: 95 % CI ±"]
         return (f"{name} {r['apparent gain']:.1f} → {r['gain under the strongest attack']:.1f}"
-                f"{'' if pd.isna(h) else f' ± {h:.1f}'} ({r.cells:.0f} splits)")
+                f"{'' if pd.isna(h) else f' ± {h:.1f}'} ({r.cells:.0f} split{'' if r.cells == 1 else 's'})")
     return "; ".join(one(n, r) for n, r in rows.iterrows())
 
 
