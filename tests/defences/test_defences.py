@@ -229,3 +229,16 @@ def test_tables_that_average_over_cells_refuse_two_datasets_at_once():
         tables.plot_budgets(both)
     one = tables.robustness_kept(both[both.dataset == "citeseer_npz"]).loc[("evasion", "10 %")]
     assert one.loc["Jaccard-GCN", "cells"] == 3  # Citeseer's own cells, not pooled with Cora-ML's
+
+
+def test_gains_text_and_labels_name_datasets_defences_and_split_counts():
+    from graphtrust.defences import tables
+
+    df = _records({"gcn": [0.0] * 3, "jaccard": [0.05] * 3})
+    kept = tables.robustness_kept(df).loc[("evasion", "10 %")]
+    assert "(3 splits)" in tables.gains_text(kept)
+    one = tables.robustness_kept(df[df.split == 0]).loc[("evasion", "10 %")]
+    assert "(1 split)" in tables.gains_text(one) and "±" not in tables.gains_text(one)  # no interval from one cell
+    assert tables.where("citeseer_npz", "gnnguard") == tables.where("citeseer_npz", "GNNGuard") == "Citeseer, GNNGuard"
+    assert tables.where("ogbn-arxiv", "rgcn") == "ogbn-arxiv, RGCN"  # an unknown dataset keeps its key
+    assert tables.n_splits(1.0) == "1 split" and tables.n_splits(2) == "2 splits"

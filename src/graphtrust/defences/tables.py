@@ -14,7 +14,8 @@ from ..results import mean_std, t_half_width
 from .cells import THREATS
 from .evaluate import DEFENCES
 
-__all__ = ["accuracy_table", "robustness_kept", "gains_text", "strongest", "cost_table", "meta_table", "plot_budgets", "claims", "PAPER"]
+__all__ = ["accuracy_table", "robustness_kept", "gains_text", "strongest", "cost_table", "meta_table", "plot_budgets", "claims",
+           "where", "n_splits", "PAPER", "DATASETS"]
 
 #: what each threat model's transfer and adaptive attacks are called in the records
 PAIRS = {"poisoning": ("transfer-poisoning", "adaptive-poisoning"), "evasion": ("transfer-evasion", "adaptive-evasion")}
@@ -28,8 +29,22 @@ PAPER = {"gcn_poisoning": 74.7, "gcn_evasion": 74.9, "adaptive_drop_points": (1.
          "jaccard_poisoning": (77.8, 73.7)}
 
 
+#: how the chapter names the datasets of the records
+DATASETS = {"cora_ml": "Cora-ML", "citeseer_npz": "Citeseer"}
+
+
 def _label(name: str) -> str:
     return DEFENCES[name].label if name in DEFENCES else name
+
+
+def where(dataset: str, defence: str) -> str:
+    """``"Cora-ML, GNNGuard"``: a dataset key and a defence (registry name or label) as text."""
+    return f"{DATASETS.get(dataset, dataset)}, {_label(defence)}"
+
+
+def n_splits(n: float) -> str:
+    """``"1 split"``, ``"5 splits"``: a count of splits (a float from a table is fine)."""
+    return f"{n:.0f} split{'' if n == 1 else 's'}"
 
 
 def _pct(df: pd.DataFrame) -> pd.DataFrame:
@@ -130,7 +145,7 @@ def gains_text(rows: pd.DataFrame) -> str:
     def one(name: str, r: pd.Series) -> str:
         h = r["gain under the strongest attack: 95 % CI ±"]
         return (f"{name} {r['apparent gain']:.1f} → {r['gain under the strongest attack']:.1f}"
-                f"{'' if pd.isna(h) else f' ± {h:.1f}'} ({r.cells:.0f} split{'' if r.cells == 1 else 's'})")
+                f"{'' if pd.isna(h) else f' ± {h:.1f}'} ({n_splits(r.cells)})")
     return "; ".join(one(n, r) for n, r in rows.iterrows())
 
 
