@@ -14,11 +14,12 @@ from graphtrust.defences import (
     UnrolledTraining,
     accuracy,
     build,
+    cells,
     meta_pgd,
     tables,
     train,
 )
-from graphtrust.defences.cells import META
+from graphtrust.defences.cells import META, META_TRANSFER
 from graphtrust.splits import stratified_split
 
 
@@ -125,3 +126,36 @@ def test_meta_cell_and_tables(graph):
     assert s.loc[0, "meta"] and not s.loc[1, "meta"]
     t = tables.meta_table(pd.DataFrame(rows))
     assert len(t) == 1 and t["Meta-PGD − transfer"].iloc[0] == pytest.approx(-20)
+
+
+def test_meta_transfer_cells_reuse_the_gcn_meta_graph_and_count_only_towards_the_strongest_attack(graph, monkeypatch):
+    data, split = graph
+    shared: dict = {}  # one Meta-PGD graph per split, budget and seed, for both experiments
+    ctx = {"dataset": "sbm", "data": data, "splits": {0: split}, "clean": {}, "gcn_attack": {}, "meta_graphs": shared}
+    one = dict(dataset=["sbm"], split=[0], budget=[0.1], model_seed=[0])
+    direct = experiment.run(META, grid=experiment.Grid.product(defence=["gcn"], **one), context=ctx,
+                            show_progress=False).records
+    assert len(shared) == 1
+    calls = []
+    monkeypatch.setattr(cells, "meta_pgd", lambda *a, **k: calls.append(a))
+    df = experiment.run(META_TRANSFER, grid=experiment.Grid.product(defence=["gcn", "jaccard"], **one),
+                        context=ctx, show_progress=False).records
+    assert not calls and len(shared) == 1  # the GCN cell's graph, not a second attack
+    assert set(df.attack) == {"meta-transfer-poisoning"} and (df.flips == direct.flips.iloc[0]).all()
+    gcn = df.set_index("defence").accuracy["gcn"]
+    assert gcn == pytest.approx(direct.accuracy.iloc[0])  # the same graph and seed train the same GCN
+    # in the tables: towards the strongest attack, not the adaptive one nor the apparent gain
+    rows = [dict(dataset="d", split=0, model_seed=0, defence=n, budget=b, attack=a, accuracy=v)
+            for n in ("gcn", "svd") for b, a, v in ((0.0, "clean", 0.9), (0.1, "transfer-poisoning", 0.7),
+                                                    (0.1, "adaptive-poisoning", 0.8), (0.1, "transfer-evasion", 0.7),
+                                                    (0.1, "adaptive-evasion", 0.6))]
+    rows += [dict(dataset="d", split=0, model_seed=0, defence=n, budget=0.1, attack="meta-transfer-poisoning",
+                  accuracy=v) for n, v in (("gcn", 0.5), ("svd", 0.6))]
+    s = tables.strongest(pd.DataFrame(rows)).query("threat == 'poisoning'").set_index("defence")
+    assert s.loc["svd", "adaptive"] == pytest.approx(80) and s.loc["svd", "strongest"] == pytest.approx(60)
+    assert s.loc["svd", "meta_transfer"] and not s.loc["svd", "meta"]
+    kept = tables.robustness_kept(pd.DataFrame(rows)).loc[("poisoning", "10 %", "SVD-GCN")]
+    assert kept["apparent gain"] == pytest.approx(0) and kept["gain under the strongest attack"] == pytest.approx(10)
+    t = tables.meta_transfer_table(pd.DataFrame(rows))
+    assert t.loc[("d", "SVD-GCN", "10 %"), "from GCN − Meta-Self"] == pytest.approx(-10)
+    assert pd.isna(t.loc[("d", "SVD-GCN", "10 %"), "Meta-PGD (own)"])

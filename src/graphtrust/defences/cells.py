@@ -25,6 +25,16 @@ defences and budgets, one record per cell (``attack="meta-poisoning"``):
 
     dataset × split × defence × budget × model seed
 
+``defences_meta_transfer`` trains every defence on the graph Meta-PGD poisoned through an
+undefended GCN's training (the ``defences_meta`` attack with ``defence="gcn"``), one record
+per cell (``attack="meta-transfer-poisoning"``): a transfer attack, stronger on GCN than
+Meta-Self, and the one meta-gradient attack that reaches the defences Meta-PGD cannot
+unroll. One Meta-PGD run serves every defence of a split, budget and seed; in one process
+(or with a shared ``meta_graphs`` dict in ``context``) the ``defences_meta`` GCN cell's
+graph is reused:
+
+    dataset × split × defence × budget × model seed   (budgets: the ``meta`` ones)
+
 The splits are the Metattack chapter's (stratified 10/10/80, seed = ``split``) so the
 transfer graphs fit them. Run the full grid in parts, one thread each, and merge::
 
@@ -48,7 +58,8 @@ from .evaluate import accuracy, budget_flips, defence, prbcd, train
 from .meta import meta_pgd
 from .models import pair_similarity
 
-__all__ = ["MAIN", "META", "main_grid", "meta_grid", "measure_main", "measure_meta", "apply_flips", "transfer_flips", "TRANSFER_FILE", "THREATS", "flip_profile"]
+__all__ = ["MAIN", "META", "META_TRANSFER", "main_grid", "meta_grid", "meta_transfer_grid", "measure_main",
+           "measure_meta", "measure_meta_transfer", "apply_flips", "transfer_flips", "TRANSFER_FILE", "THREATS", "flip_profile"]
 
 #: the saved Meta-Self graphs (a ``metattack_graphs`` run) in a source checkout
 TRANSFER_FILE = Path(__file__).resolve().parents[3] / "book" / "results" / "metattack_graphs.jsonl"
@@ -171,20 +182,56 @@ def meta_grid(sz: config.Sizes) -> Grid:
                         model_seed=sz.model_seeds)
 
 
-def measure_meta(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any]]:
-    """Test accuracy of one defence trained on the graph Meta-PGD poisoned through its training."""
+def _meta_graph(ctx: dict[str, Any], name: str, cell: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, float, int]:
+    """Meta-PGD through defence ``name`` at the cell's dataset, split, budget and seed:
+    ``(poisoned edge_index, flips: (2, k), seconds, block size)``, kept in
+    ``ctx["meta_graphs"]`` so that another experiment given the same dict reuses it."""
+    sz, m = ctx["sizes"], ctx["sizes"].meta
+    key = (cell["dataset"], name, cell["split"], float(cell["budget"]), int(cell["model_seed"]), m["steps"], m["epochs"])
+    graphs = ctx.setdefault("meta_graphs", {})
+    if key not in graphs:
+        data, split = _setup(ctx, cell["dataset"], cell["split"])
+        seed = int(cell["model_seed"])
+        clean = _clean_model(ctx, name, data, split, cell["split"], seed, sz)  # the attacker's self-training labels
+        block = m.get("block_size_by_defence", {}).get(name, m["block_size"])
+        ei, fl, sec = meta_pgd(name, data, split, float(cell["budget"]), clean.model, seed=seed, steps=m["steps"],
+                               epochs=m["epochs"], resample=m["resample"], block_size=block,
+                               final_samples=m["final_samples"])
+        graphs[key] = (ei, fl, sec, block)
+    return graphs[key]
+
+
+def _trained_on(ctx: dict[str, Any], cell: dict[str, Any], ei: torch.Tensor, fl: torch.Tensor, sec: float,
+                attack: str) -> dict[str, Any]:
     sz = ctx["sizes"]
     data, split = _setup(ctx, cell["dataset"], cell["split"])
-    name, budget, seed = cell["defence"], float(cell["budget"]), int(cell["model_seed"])
-    clean = _clean_model(ctx, name, data, split, cell["split"], seed, sz)  # the attacker's self-training labels
-    m = sz.meta
-    block = m.get("block_size_by_defence", {}).get(name, m["block_size"])
-    ei, fl, sec = meta_pgd(name, data, split, budget, clean.model, seed=seed, steps=m["steps"], epochs=m["epochs"],
-                           resample=m["resample"], block_size=block, final_samples=m["final_samples"])
-    tr = train(name, data, split, seed=seed, edge_index=ei, epochs=sz.epochs, patience=sz.patience)
-    return [{"attack": "meta-poisoning", "accuracy": accuracy(tr.model, data, ei, split.test),
-             "flips": int(fl.size(1)), "attack_seconds": round(sec, 2), "train_seconds": round(tr.seconds, 2),
-             "steps": m["steps"], "block_size": block, **flip_profile(data, fl.t(), ctx["similarity"])}]
+    tr = train(cell["defence"], data, split, seed=int(cell["model_seed"]), edge_index=ei, epochs=sz.epochs,
+               patience=sz.patience)
+    return {"attack": attack, "accuracy": accuracy(tr.model, data, ei, split.test), "flips": int(fl.size(1)),
+            "attack_seconds": round(sec, 2), "train_seconds": round(tr.seconds, 2), "steps": sz.meta["steps"],
+            **flip_profile(data, fl.t(), ctx["similarity"])}
+
+
+def measure_meta(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """Test accuracy of one defence trained on the graph Meta-PGD poisoned through its training."""
+    ei, fl, sec, block = _meta_graph(ctx, cell["defence"], cell)
+    return [{**_trained_on(ctx, cell, ei, fl, sec, "meta-poisoning"), "block_size": block}]
 
 
 META = register(Experiment("defences_meta", meta_grid, measure_meta, chapter="defences"))
+
+
+def meta_transfer_grid(sz: config.Sizes) -> Grid:
+    return Grid.product(dataset=sz.datasets, split=sz.splits, defence=sz.defences, budget=sz.meta["budgets"],
+                        model_seed=sz.model_seeds)
+
+
+def measure_meta_transfer(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """Test accuracy of one defence trained on the graph Meta-PGD poisoned through an
+    undefended GCN (``attack_seconds``: that attack's, paid once per split and budget)."""
+    ei, fl, sec, _ = _meta_graph(ctx, "gcn", cell)
+    return [_trained_on(ctx, cell, ei, fl, sec, "meta-transfer-poisoning")]
+
+
+META_TRANSFER = register(Experiment("defences_meta_transfer", meta_transfer_grid, measure_meta_transfer,
+                                    chapter="defences"))

@@ -14,8 +14,8 @@ from ..results import mean_std, t_half_width
 from .cells import THREATS
 from .evaluate import DEFENCES
 
-__all__ = ["accuracy_table", "robustness_kept", "gains_text", "strongest", "cost_table", "meta_table", "plot_budgets", "claims",
-           "where", "n_splits", "PAPER", "DATASETS"]
+__all__ = ["accuracy_table", "robustness_kept", "gains_text", "strongest", "cost_table", "meta_table",
+           "meta_transfer_table", "plot_budgets", "claims", "where", "n_splits", "PAPER", "DATASETS"]
 
 #: what each threat model's transfer and adaptive attacks are called in the records
 PAIRS = {"poisoning": ("transfer-poisoning", "adaptive-poisoning"), "evasion": ("transfer-evasion", "adaptive-evasion")}
@@ -23,6 +23,11 @@ PAIRS = {"poisoning": ("transfer-poisoning", "adaptive-poisoning"), "evasion": (
 #: adaptive attacks measured by other experiments (``defences_meta``) that count, in the cells
 #: holding them, as the threat model's adaptive attack when they are stronger
 ALSO = {"poisoning": ("meta-poisoning",)}
+
+#: transfer attacks measured by other experiments (``defences_meta_transfer``) that count, in
+#: the cells holding them, towards the strongest attack but not towards the apparent gain
+#: (which stays the one under the threat model's :data:`PAIRS` transfer attack)
+STRONGER = {"poisoning": ("meta-transfer-poisoning",)}
 
 #: Mujkanovic et al. (NeurIPS 2022), Fig. 1 read off the image (Cora ML, global attacks; budget not printed)
 PAPER = {"gcn_poisoning": 74.7, "gcn_evasion": 74.9, "adaptive_drop_points": (1.0, 6.0),
@@ -89,20 +94,23 @@ def strongest(df: pd.DataFrame) -> pd.DataFrame:
 
     ``adaptive`` is the lowest accuracy among the threat model's adaptive attacks that the
     cell holds: its :data:`PAIRS` attack and, where ``df`` also holds ``defences_meta``
-    records, Meta-PGD (:data:`ALSO`). ``meta`` says whether the cell holds Meta-PGD."""
+    records, Meta-PGD (:data:`ALSO`). ``meta`` says whether the cell holds Meta-PGD.
+    ``strongest`` also counts the transfer attacks of :data:`STRONGER` where the cell holds
+    them (``meta_transfer`` says whether it does)."""
     d = _pct(df)
     keys = ["dataset", "split", "model_seed", "defence", "budget"]
     rows = []
     for model, (t, a) in PAIRS.items():
-        extra = ALSO.get(model, ())
-        w = d[d.attack.isin([t, a, *extra])].pivot_table(index=keys, columns="attack", values="accuracy")
+        extra, more = ALSO.get(model, ()), STRONGER.get(model, ())
+        w = d[d.attack.isin([t, a, *extra, *more])].pivot_table(index=keys, columns="attack", values="accuracy")
         if t not in w or a not in w:
             continue
-        w = w.dropna(subset=[t, a]).reindex(columns=[t, a, *extra])  # an extra attack not run: a NaN column
+        w = w.dropna(subset=[t, a]).reindex(columns=[t, a, *extra, *more])  # an extra attack not run: a NaN column
         adaptive = w[[a, *extra]].min(axis=1)
         w = w.assign(threat=model, transfer=w[t], adaptive=adaptive,
-                     strongest=pd.concat([w[t], adaptive], axis=1).min(axis=1), meta=w[list(extra)].notna().any(axis=1))
-        rows.append(w[["threat", "transfer", "adaptive", "strongest", "meta"]].reset_index())
+                     strongest=pd.concat([w[[t, *more]], adaptive], axis=1).min(axis=1),
+                     meta=w[list(extra)].notna().any(axis=1), meta_transfer=w[list(more)].notna().any(axis=1))
+        rows.append(w[["threat", "transfer", "adaptive", "strongest", "meta", "meta_transfer"]].reset_index())
     return pd.concat(rows, ignore_index=True)
 
 
@@ -114,7 +122,8 @@ def robustness_kept(df: pd.DataFrame) -> pd.DataFrame:
     (transfer or adaptive, per cell), each a mean over cells (percentage points), and
     their ratio (``kept``). GCN's accuracy is taken in the same cells (same split, seed).
     ``… 95 % CI ±``: half-width of the t-interval over those cells (NaN with one cell).
-    ``Meta-PGD cells``: how many of the defence's cells hold Meta-PGD. Where GCN's cells do
+    ``Meta-PGD cells``: how many of the defence's cells hold Meta-PGD (``… from GCN cells``:
+    Meta-PGD through GCN, transferred; it counts towards the strongest attack). Where GCN's cells do
     and the defence's do not, GCN faces a stronger attack than the defence, and the gain
     under the strongest attack is an upper bound. One dataset at a time (``ValueError``
     otherwise).
@@ -131,6 +140,7 @@ def robustness_kept(df: pd.DataFrame) -> pd.DataFrame:
     t["kept"] = (t["gain under the strongest attack"] / t["apparent gain"]).where(t["apparent gain"] > 0.5)
     t["cells"] = g.size()
     t["Meta-PGD cells"] = g["meta"].sum()
+    t["Meta-PGD from GCN cells"] = g["meta_transfer"].sum()
     for col in ("gain under the strongest attack", "adaptive − transfer"):  # paired over the same cells
         t[f"{col}: 95 % CI ±"] = g[col].agg(t_half_width)
     t = t.round(2)
@@ -196,6 +206,36 @@ def meta_table(df: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+def meta_transfer_table(df: pd.DataFrame) -> pd.DataFrame:
+    """Poisoning with a meta-gradient that never saw the defence, in the cells where it ran.
+
+    ``df``: records of ``defences_main``, ``defences_meta_transfer`` and (optionally)
+    ``defences_meta``. Per dataset, defence and budget, test accuracy (%) after training on
+    the graph of Meta-Self transferred, of Meta-PGD through an undefended GCN transferred
+    (``Meta-PGD from GCN``), of the one-step adaptive attack and of Meta-PGD through the
+    defence itself (NaN where it did not run), means over the cells holding the first two;
+    then ``from GCN − Meta-Self`` with the half-width of its paired 95 % t-interval (NaN
+    with one cell).
+    """
+    d = _pct(df)
+    cols = ["transfer-poisoning", "meta-transfer-poisoning", "adaptive-poisoning", "meta-poisoning"]
+    if not (d.attack == cols[1]).any():
+        return pd.DataFrame()
+    w = d[d.attack.isin(cols)].pivot_table(index=["dataset", "split", "model_seed", "defence", "budget"],
+                                            columns="attack", values="accuracy").reindex(columns=cols)
+    w = w.dropna(subset=cols[:2])
+    w["from GCN − Meta-Self"] = w[cols[1]] - w[cols[0]]
+    g = w.groupby(["dataset", "defence", "budget"])
+    t = g[[*cols, "from GCN − Meta-Self"]].mean()
+    t["95 % CI ±"] = g["from GCN − Meta-Self"].agg(t_half_width)
+    t["cells"] = g.size()
+    t = t.rename(columns=dict(zip(cols, ["Meta-Self (transfer)", "Meta-PGD from GCN", "one-step adaptive",
+                                         "Meta-PGD (own)"]))).round(1)
+    t.index = t.index.set_levels([_label(i) for i in t.index.levels[1]], level=1)
+    t.index = t.index.set_levels([f"{100 * b:g} %" for b in t.index.levels[2]], level=2)
+    return t
+
+
 def plot_budgets(df: pd.DataFrame, defences: list[str] | None = None, axes=None):
     """Accuracy vs budget, one panel per defence: transfer (dashed) vs adaptive (solid),
     poisoning and evasion, and Meta-PGD (dotted) where ``df`` holds it at two budgets or
@@ -219,7 +259,8 @@ def plot_budgets(df: pd.DataFrame, defences: list[str] | None = None, axes=None)
         axes, ncols = list(axes), len(axes)
     styles = {"transfer-poisoning": (PALETTE[0], "--"), "adaptive-poisoning": (PALETTE[0], "-"),
               "transfer-evasion": (PALETTE[3], "--"), "adaptive-evasion": (PALETTE[3], "-"),
-              "meta-poisoning": (PALETTE[0], ":")}  # defences_meta records, where df holds them
+              "meta-poisoning": (PALETTE[0], ":"),  # defences_meta records, where df holds them
+              "meta-transfer-poisoning": (PALETTE[0], "-.")}  # defences_meta_transfer records
     for ax, name in zip(axes, names):
         for attack, (color, ls) in styles.items():
             g = d[(d.defence == name) & (d.attack == attack)].groupby("budget").accuracy
