@@ -652,6 +652,26 @@ def code_version() -> str | None:
     return _CODE["v"]
 
 
+def machine() -> str:
+    """``"Linux x86_64, AMD EPYC, 2 cores"``: OS, architecture, CPU model (from
+    ``/proc/cpuinfo`` where it exists), cores, and the GPU when there is one. The CPU model
+    matters: float rounding differs between instruction sets, and a discrete attack that
+    follows it (Meta-PGD, PR-BCD's sampling) can take another path on another CPU."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    text = f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores"
+    if torch.cuda.is_available():
+        text += f", GPU {torch.cuda.get_device_name(0)}"
+    return text
+
+
 def provenance() -> dict[str, Any]:
     """Where and with what a result was produced: profile, device, versions, machine, code."""
     import torch_geometric
@@ -664,7 +684,7 @@ def provenance() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_geometric": torch_geometric.__version__,
         "numpy": np.__version__,
-        "machine": f"{platform.system()} {platform.machine()}, {os.cpu_count()} cores",
+        "machine": machine(),
         "threads": torch.get_num_threads(),
         "thread_policy": _THREADS["state"],
     }

@@ -11,9 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import pkgutil
-import platform
 import resource
 import sys
 from collections.abc import Callable
@@ -23,6 +21,7 @@ from typing import Any
 import torch
 
 from .. import config
+from ..config import machine
 
 __all__ = ["benchmark", "main", "machine", "peak_rss_mib"]
 
@@ -58,22 +57,6 @@ def peak_rss_mib() -> float:
     """Peak resident memory of this process so far, in MiB (Linux reports KiB)."""
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / 1024.0 if sys.platform != "darwin" else rss / 2**20
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    text = f"{platform.system()} {platform.machine()}, {cpu}, {os.cpu_count()} cores"
-    if torch.cuda.is_available():
-        text += f", GPU {torch.cuda.get_device_name(0)}"
-    return text
 
 
 def main(argv: list[str] | None = None) -> int:
