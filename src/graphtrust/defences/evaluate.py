@@ -68,8 +68,12 @@ def adversarial_fit(model: nn.Module, data: Data, split: Split, edge_index: torc
     Round 0 trains on ``edge_index``; every later round first perturbs it with PR-BCD
     against the current model, maximising the loss of the *training* nodes (their labels
     are the defender's) within ``budget``, then trains ``epochs_per_round`` epochs on the
-    perturbed graph. The weights with the best validation accuracy on ``edge_index`` are
-    kept. Returns ``(model, epochs run)``.
+    perturbed graph. The weights with the best validation accuracy on ``edge_index``,
+    checked after every epoch as :func:`graphtrust.training.fit` does for the other
+    defences, are kept. (Checking once per round hid the early epochs: on the graph Meta-PGD
+    poisoned through GCN on Citeseer at 25 %, a GCN's validation accuracy peaks at epoch 3
+    (46.9 %) and is 12.8 % by epoch 20, so the per-round check kept weights at 24.3 % test
+    accuracy against GCN's 46.0 %.) Returns ``(model, epochs run)``.
     """
     import copy
 
@@ -83,15 +87,15 @@ def adversarial_fit(model: nn.Module, data: Data, split: Split, edge_index: torc
             graph, _, _ = prbcd(model, data, split, budget, seed=seed * 1000 + r, epochs=attack_epochs,
                                 resample=max(1, attack_epochs - 2), block_size=block_size, edge_index=edge_index,
                                 targets="train")
-        model.train()
         for _ in range(epochs_per_round):
+            model.train()
             opt.zero_grad()
             F.cross_entropy(model(data.x, graph)[split.train], data.y[split.train]).backward()
             opt.step()
             epochs += 1
-        val = accuracy(model, data, edge_index, split.val)
-        if val > best:
-            best, state = val, copy.deepcopy(model.state_dict())
+            val = accuracy(model, data, edge_index, split.val)  # eval mode: the next epoch sets train again
+            if val > best:
+                best, state = val, copy.deepcopy(model.state_dict())
     model.load_state_dict(state)
     model.eval()
     return model, epochs
