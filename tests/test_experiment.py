@@ -155,3 +155,20 @@ def test_context_seeds_what_the_cells_share():
     experiment.run(DEMO, show_progress=False, profile="quick", context=shared)
     assert len(shared["calls"]) == 10  # the cells appended to the caller's list
     assert "sizes" not in shared  # the caller's dict is copied into the run's, not changed in place
+
+
+def test_drop_takes_cells_out_to_be_measured_again(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("GRAPHTRUST_PROFILE", "quick")
+    experiment.register(DEMO)
+    out = tmp_path / "d.jsonl"
+    experiment.main(["harness-demo", "--out", str(out)])
+    experiment.main(["harness-demo", "--out", str(out), "--drop", "method=x", "budget=0.2"])
+    text = capsys.readouterr().out
+    assert "dropped 2 cells" in text and "8/10 cells" in text and "budget=0.2, dataset='a', method='x'" in text
+    ctx: dict = {"calls": []}
+    again = experiment.run(DEMO, out=out, context=ctx, show_progress=False)
+    assert len(ctx["calls"]) == 2 and {c["method"] for c in ctx["calls"]} == {"x"}  # only the dropped ones
+    assert again.complete(DEMO.grid(DEMO.sizes()))
+    with pytest.raises(ValueError, match="at least one"):
+        experiment.load(out).drop()
+    assert experiment.load(out).drop(method=["nope"]) == 0

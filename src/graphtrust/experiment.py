@@ -178,6 +178,20 @@ class Run:
             return
         self.cells[key] = entry
 
+    def drop(self, **where: Iterable[Any]) -> int:
+        """Take out the cells whose every named axis has one of the given values (as
+        :meth:`Grid.only` selects), and the run headers no remaining cell refers to; returns
+        how many cells went. For cells measured by code since fixed: drop, then run again."""
+        if not where:
+            raise ValueError("drop needs at least one KEY=VALUES; to start over, use a new file")
+        gone = [k for k, e in self.cells.items()
+                if all(key in e["cell"] and any(_close(e["cell"][key], v) for v in vals) for key, vals in where.items())]
+        for k in gone:
+            del self.cells[k]
+        used = {e["run"] for e in self.cells.values()}
+        self.runs = {rid: prov for rid, prov in self.runs.items() if rid in used}
+        return len(gone)
+
     def save(self, path: str | Path) -> Path:
         """Write the whole run (atomically) as JSON lines."""
         path = Path(path)
@@ -404,10 +418,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="run file (JSON lines); cells already in it are not measured again")
     p.add_argument("--only", nargs="+", default=[], metavar="KEY=VALUES", help="restrict the grid, e.g. dataset=cora_ml")
     p.add_argument("--merge", nargs="+", default=[], metavar="FILE", help="merge these parts into --out (no measuring)")
+    p.add_argument("--drop", nargs="+", default=[], metavar="KEY=VALUES",
+                   help="take these cells out of --out (no measuring), e.g. to measure them again after a fix")
     args = p.parse_args(argv)
     exp = get(args.experiment)
     grid = exp.grid(exp.sizes())
-    if args.merge:
+    if args.drop:
+        result = load(args.out)
+        print(f"dropped {result.drop(**_parse_only(args.drop))} cells")
+        result.save(args.out)
+    elif args.merge:
         parts = [load(f) for f in args.merge] + ([load(args.out)] if Path(args.out).is_file() else [])
         result = merge(*parts)
         result.save(args.out)
