@@ -325,7 +325,7 @@ def claims(df: pd.DataFrame) -> pd.DataFrame:
         n_meta = int(sm.meta.sum())
         # where GCN met Meta-PGD and a defence only the one-step attack, its kept gain is an upper bound
         gcn_met = bool(sm[sm.defence == "gcn"].meta.any())
-        at_most = {_label(n): " (at most: no Meta-PGD)" for n in defs if gcn_met and kt["Meta-PGD cells"][_label(n)] == 0}
+        at_most = {_label(n): " (at most: no Meta-PGD through it)" for n in defs if gcn_met and kt["Meta-PGD cells"][_label(n)] == 0}
         if threat == "poisoning" and a.loc["gcn", "adaptive"] > a.loc["gcn", "transfer"]:
             how = ("without a meta-gradient" if not n_meta else
                    f"with Meta-PGD in only {n_meta} of {len(sm)} cells")
