@@ -7,7 +7,7 @@
 * :mod:`.meta` — :func:`meta_pgd`: adaptive poisoning through the defender's training
   (PR-BCD on :class:`UnrolledTraining`, the defence's training unrolled).
 * :mod:`.cells` — the chapter's grids on the experiment harness (``defences_main``,
-  ``defences_meta``).
+  ``defences_meta``, ``defences_meta_transfer``).
 """
 
 from .evaluate import (
