@@ -188,9 +188,13 @@ class Run:
                 if all(key in e["cell"] and any(_close(e["cell"][key], v) for v in vals) for key, vals in where.items())]
         for k in gone:
             del self.cells[k]
+        self._prune_runs()
+        return len(gone)
+
+    def _prune_runs(self) -> None:
+        """Drop the run headers (provenance) that no cell refers to."""
         used = {e["run"] for e in self.cells.values()}
         self.runs = {rid: prov for rid, prov in self.runs.items() if rid in used}
-        return len(gone)
 
     def save(self, path: str | Path) -> Path:
         """Write the whole run (atomically) as JSON lines."""
@@ -301,8 +305,7 @@ def merge(*runs: Run) -> Run:
         out.runs.update(r.runs)
         for entry in r.cells.values():
             out.add(entry)
-    used = {e["run"] for e in out.cells.values()}
-    out.runs = {rid: prov for rid, prov in out.runs.items() if rid in used}
+    out._prune_runs()
     return out
 
 

@@ -52,6 +52,14 @@ def n_splits(n: float) -> str:
     return f"{n:.0f} split{'' if n == 1 else 's'}"
 
 
+def _readable(t: pd.DataFrame) -> pd.DataFrame:
+    """``t`` with its ``defence`` index level as labels and its ``budget`` level in percent."""
+    t.index = t.index.set_levels([_label(i) for i in t.index.levels[t.index.names.index("defence")]], level="defence")
+    t.index = t.index.set_levels([f"{100 * b:g} %" for b in t.index.levels[t.index.names.index("budget")]],
+                                 level="budget")
+    return t
+
+
 def _pct(df: pd.DataFrame) -> pd.DataFrame:
     return df.assign(accuracy=100 * df.accuracy)
 
@@ -144,9 +152,7 @@ def robustness_kept(df: pd.DataFrame) -> pd.DataFrame:
     for col in ("gain under the strongest attack", "adaptive − transfer"):  # paired over the same cells
         t[f"{col}: 95 % CI ±"] = g[col].agg(t_half_width)
     t = t.round(2)
-    t.index = t.index.set_levels([f"{100 * b:g} %" for b in t.index.levels[1]], level=1)
-    t.index = t.index.set_levels([_label(i) for i in t.index.levels[2]], level=2)
-    return t
+    return _readable(t)
 
 
 def gains_text(rows: pd.DataFrame) -> str:
@@ -201,9 +207,7 @@ def meta_table(df: pd.DataFrame) -> pd.DataFrame:
     t["cells"] = g.size()
     t = t.rename(columns={"transfer-poisoning": "Meta-Self (transfer)", "adaptive-poisoning": "one-step adaptive",
                           "meta-poisoning": "Meta-PGD"}).round(1)
-    t.index = t.index.set_levels([_label(i) for i in t.index.levels[1]], level=1)
-    t.index = t.index.set_levels([f"{100 * b:g} %" for b in t.index.levels[2]], level=2)
-    return t
+    return _readable(t)
 
 
 def meta_transfer_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -231,9 +235,7 @@ def meta_transfer_table(df: pd.DataFrame) -> pd.DataFrame:
     t["cells"] = g.size()
     t = t.rename(columns=dict(zip(cols, ["Meta-Self (transfer)", "Meta-PGD from GCN", "one-step adaptive",
                                          "Meta-PGD (own)"]))).round(1)
-    t.index = t.index.set_levels([_label(i) for i in t.index.levels[1]], level=1)
-    t.index = t.index.set_levels([f"{100 * b:g} %" for b in t.index.levels[2]], level=2)
-    return t
+    return _readable(t)
 
 
 def plot_budgets(df: pd.DataFrame, defences: list[str] | None = None, axes=None):
