@@ -244,9 +244,9 @@ def test_gains_text_and_labels_name_datasets_defences_and_split_counts():
     assert tables.n_splits(1.0) == "1 split" and tables.n_splits(2) == "2 splits"
 
 
-def test_adversarial_training_keeps_the_best_validation_epoch_not_the_best_round_end(graph, monkeypatch):
+def test_adversarial_training_keeps_the_best_adversarial_epoch(graph, monkeypatch):
     data, split = graph
-    seen = []  # (weights, score) at every validation check; the score peaks inside round 0
+    seen = []  # weights at every validation check: none in the warm-up round, every epoch after it
 
     def scripted(model, d, ei, idx):
         if idx is not split.val:
@@ -255,8 +255,10 @@ def test_adversarial_training_keeps_the_best_validation_epoch_not_the_best_round
         return 0.9 if len(seen) == 3 else 0.1
 
     monkeypatch.setattr(ev, "accuracy", scripted)
-    model, epochs = ev.adversarial_fit(ev.build("adversarial", data), data, split, data.edge_index, rounds=2,
-                                       epochs_per_round=5, attack_epochs=2, block_size=2_000)
-    assert epochs == 10 and len(seen) == 10  # checked after every epoch, not once per round
+    model, epochs = ev.adversarial_fit(ev.build("adversarial", data), data, split, data.edge_index, rounds=3,
+                                       epochs_per_round=4, attack_epochs=2, block_size=2_000)
+    assert epochs == 12 and len(seen) == 8  # the 4 warm-up epochs are never candidates; then every epoch is
     kept = torch.cat([p.detach().flatten() for p in model.parameters()])
-    assert torch.equal(kept, seen[2]) and not torch.equal(kept, seen[4])  # epoch 3's weights, not round 0's end
+    assert torch.equal(kept, seen[2]) and not torch.equal(kept, seen[3])  # epoch 7's weights, not round 1's end
+    with pytest.raises(ValueError, match="warmup_rounds=2"):
+        ev.adversarial_fit(ev.build("adversarial", data), data, split, data.edge_index, rounds=2, warmup_rounds=2)
