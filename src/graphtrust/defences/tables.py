@@ -180,6 +180,33 @@ def cost_table(df: pd.DataFrame) -> pd.DataFrame:
     return t
 
 
+def _paired_table(df: pd.DataFrame, cols: list[str], pair: tuple[str, str], names: dict[str, str], diff: str, *,
+                  clean: bool = False) -> pd.DataFrame:
+    """Poisoning attacks ``cols`` side by side in the cells holding both attacks of ``pair``.
+
+    Per dataset, defence and budget: test accuracy (%) under each attack of ``cols`` (and on
+    the clean graph first, with ``clean``), means over the cells holding both of ``pair``;
+    then ``diff`` = ``pair[1] − pair[0]`` with the half-width of its paired 95 % t-interval
+    (NaN with one cell) and the number of cells. Columns are renamed by ``names``. Empty
+    when no record holds ``pair[1]``.
+    """
+    d = _pct(df)
+    if not (d.attack == pair[1]).any():
+        return pd.DataFrame()
+    keys = ["dataset", "split", "model_seed", "defence"]
+    w = d[d.attack.isin(cols)].pivot_table(index=[*keys, "budget"], columns="attack", values="accuracy").reindex(
+        columns=cols).dropna(subset=list(pair))
+    if clean:
+        w.insert(0, "clean", d[d.attack == "clean"].set_index(keys).accuracy.reindex(
+            w.index.droplevel("budget")).to_numpy())
+    w[diff] = w[pair[1]] - w[pair[0]]
+    g = w.groupby(["dataset", "defence", "budget"])
+    t = g.mean()
+    t["95 % CI ±"] = g[diff].agg(t_half_width)
+    t["cells"] = g.size()
+    return _readable(t.rename(columns=names).round(1))
+
+
 def meta_table(df: pd.DataFrame) -> pd.DataFrame:
     """Poisoning, three attackers side by side, in the cells where Meta-PGD ran.
 
@@ -190,24 +217,9 @@ def meta_table(df: pd.DataFrame) -> pd.DataFrame:
     evasion graph) and under Meta-PGD (means over cells), then ``Meta-PGD −
     transfer`` with the half-width of its paired 95 % t-interval (NaN with one cell).
     """
-    d = _pct(df)
-    keys = ["dataset", "split", "model_seed", "defence"]
-    if not (d.attack == "meta-poisoning").any():
-        return pd.DataFrame()
-    w = d[d.attack.isin(["transfer-poisoning", "adaptive-poisoning", "meta-poisoning"])].pivot_table(
-        index=[*keys, "budget"], columns="attack", values="accuracy").reindex(
-        columns=["transfer-poisoning", "adaptive-poisoning", "meta-poisoning"])
-    w = w.dropna(subset=["transfer-poisoning", "meta-poisoning"])  # both in every cell
-    clean = d[d.attack == "clean"].set_index(keys).accuracy
-    w["clean"] = clean.reindex(w.index.droplevel("budget")).to_numpy()
-    w["Meta-PGD − transfer"] = w["meta-poisoning"] - w["transfer-poisoning"]
-    g = w.groupby(["dataset", "defence", "budget"])
-    t = g[["clean", "transfer-poisoning", "adaptive-poisoning", "meta-poisoning", "Meta-PGD − transfer"]].mean()
-    t["95 % CI ±"] = g["Meta-PGD − transfer"].agg(t_half_width)
-    t["cells"] = g.size()
-    t = t.rename(columns={"transfer-poisoning": "Meta-Self (transfer)", "adaptive-poisoning": "one-step adaptive",
-                          "meta-poisoning": "Meta-PGD"}).round(1)
-    return _readable(t)
+    cols = ["transfer-poisoning", "adaptive-poisoning", "meta-poisoning"]
+    return _paired_table(df, cols, (cols[0], cols[2]), dict(zip(cols, ["Meta-Self (transfer)", "one-step adaptive",
+                                                                       "Meta-PGD"])), "Meta-PGD − transfer", clean=True)
 
 
 def meta_transfer_table(df: pd.DataFrame) -> pd.DataFrame:
@@ -221,21 +233,10 @@ def meta_transfer_table(df: pd.DataFrame) -> pd.DataFrame:
     then ``from GCN − Meta-Self`` with the half-width of its paired 95 % t-interval (NaN
     with one cell).
     """
-    d = _pct(df)
     cols = ["transfer-poisoning", "meta-transfer-poisoning", "adaptive-poisoning", "meta-poisoning"]
-    if not (d.attack == cols[1]).any():
-        return pd.DataFrame()
-    w = d[d.attack.isin(cols)].pivot_table(index=["dataset", "split", "model_seed", "defence", "budget"],
-                                            columns="attack", values="accuracy").reindex(columns=cols)
-    w = w.dropna(subset=cols[:2])
-    w["from GCN − Meta-Self"] = w[cols[1]] - w[cols[0]]
-    g = w.groupby(["dataset", "defence", "budget"])
-    t = g[[*cols, "from GCN − Meta-Self"]].mean()
-    t["95 % CI ±"] = g["from GCN − Meta-Self"].agg(t_half_width)
-    t["cells"] = g.size()
-    t = t.rename(columns=dict(zip(cols, ["Meta-Self (transfer)", "Meta-PGD from GCN", "one-step adaptive",
-                                         "Meta-PGD (own)"]))).round(1)
-    return _readable(t)
+    return _paired_table(df, cols, (cols[0], cols[1]), dict(zip(cols, ["Meta-Self (transfer)", "Meta-PGD from GCN",
+                                                                       "one-step adaptive", "Meta-PGD (own)"])),
+                         "from GCN − Meta-Self")
 
 
 def plot_budgets(df: pd.DataFrame, defences: list[str] | None = None, axes=None):
