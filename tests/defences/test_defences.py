@@ -218,6 +218,20 @@ def test_a_defence_spared_meta_pgd_where_gcn_met_it_has_its_kept_gain_marked_an_
     assert "SVD-GCN 2.60 (at most: no Meta-PGD through it)" in ours and "Jaccard-GCN 0.60," in ours
 
 
+def test_versus_gcn_pairs_cells_and_counts_a_defence_equal_to_gcn():
+    from graphtrust.defences import tables
+
+    df = _records({"gcn": [0.0] * 3, "adversarial": [0.0, 0.05, 0.10]})
+    same = (df.defence == "adversarial") & (df.split == 0)  # split 0: the defence kept GCN's weights
+    df.loc[same, "accuracy"] = df[(df.defence == "gcn") & (df.split == 0)].accuracy.to_numpy()
+    t = tables.versus_gcn(df, "adversarial", 0.1).loc["cora_ml"]
+    assert t.loc["clean", "equal to GCN"] == 1 and t.loc["clean", "cells"] == 3
+    assert t.loc["clean", "difference"] == pytest.approx(10 / 3, abs=0.01)  # 0 on split 0, +5 points on the others
+    assert t.loc["adaptive-evasion", "difference"] == pytest.approx(-5 / 3, abs=0.01)  # 0, +5 − 5 and +5 − 10
+    assert t.loc["adaptive-evasion", "95 % CI ±"] > 0 and t.loc["transfer-evasion", "equal to GCN"] == 1
+    assert tables.versus_gcn(df, "svd", 0.1).empty
+
+
 def test_tables_that_average_over_cells_refuse_two_datasets_at_once():
     from graphtrust.defences import tables
 

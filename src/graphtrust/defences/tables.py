@@ -15,7 +15,8 @@ from .cells import THREATS
 from .evaluate import DEFENCES
 
 __all__ = ["accuracy_table", "robustness_kept", "gains_text", "strongest", "cost_table", "meta_table",
-           "meta_transfer_table", "plot_budgets", "claims", "where", "n_splits", "PAPER", "DATASETS"]
+           "meta_transfer_table", "versus_gcn", "plot_budgets", "claims", "where", "n_splits", "PAPER",
+           "DATASETS"]
 
 #: what each threat model's transfer and adaptive attacks are called in the records
 PAIRS = {"poisoning": ("transfer-poisoning", "adaptive-poisoning"), "evasion": ("transfer-evasion", "adaptive-evasion")}
@@ -153,6 +154,26 @@ def robustness_kept(df: pd.DataFrame) -> pd.DataFrame:
         t[f"{col}: 95 % CI ±"] = g[col].agg(t_half_width)
     t = t.round(2)
     return _readable(t)
+
+
+def versus_gcn(df: pd.DataFrame, defence: str, budget: float) -> pd.DataFrame:
+    """``defence`` minus the undefended GCN in the same cells (dataset, split, model seed).
+
+    Per dataset and attack at ``budget`` (and on the clean graph): the mean difference in
+    test accuracy (points), the half-width of its paired 95 % t-interval (NaN with one
+    cell), the number of cells, and how many of them give *exactly* GCN's accuracy (a
+    defence whose training kept a plain GCN's weights shows up there).
+    """
+    d = _pct(df)
+    d = d[d.defence.isin(["gcn", defence]) & ((d.budget == budget) | (d.attack == "clean"))]
+    w = d.pivot_table(index=["dataset", "attack", "split", "model_seed"], columns="defence", values="accuracy")
+    if defence not in w or "gcn" not in w:
+        return pd.DataFrame()
+    diff = (w[defence] - w["gcn"]).dropna()
+    g = diff.groupby(["dataset", "attack"])
+    t = pd.DataFrame({"difference": g.mean(), "95 % CI ±": g.agg(t_half_width), "cells": g.size(),
+                      "equal to GCN": (diff.abs() < 1e-6).groupby(["dataset", "attack"]).sum()})
+    return t.round(2)
 
 
 def gains_text(rows: pd.DataFrame) -> str:
