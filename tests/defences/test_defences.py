@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 import torch
 
-from graphtrust import datasets, experiment
+from graphtrust import config, datasets, experiment
 from graphtrust.defences import DEFENCES, Defence, accuracy, build, prbcd, train
 from graphtrust.defences import evaluate as ev
 from graphtrust.defences.cells import MAIN, THREATS, apply_flips, transfer_flips
@@ -144,9 +144,8 @@ def test_rgcn_adds_its_kl_term_to_training(graph):
     assert float(m.regularization()) > 0
 
 
-def test_one_cell_measures_every_threat(graph, tmp_path):
-    data, split = graph
-    k = ev.budget_flips(0.1, data)
+def _fake_transfer_file(data, k: int, tmp_path):
+    """A saved ``metattack_graphs`` run holding ``k`` random flips for split 0 of the SBM graph."""
     g = torch.Generator().manual_seed(0)
     pairs = torch.randint(0, data.num_nodes, (4 * k, 2), generator=g)
     pairs = pairs[pairs[:, 0] != pairs[:, 1]]
@@ -155,6 +154,13 @@ def test_one_cell_measures_every_threat(graph, tmp_path):
                                  attack_seed=[0]), lambda c, x: {"flips": pairs.tolist()}, chapter="metattack")
     path = tmp_path / "graphs.jsonl"
     experiment.run(fake, out=path, show_progress=False)
+    return path
+
+
+def test_one_cell_measures_every_threat(graph, tmp_path):
+    data, split = graph
+    k = ev.budget_flips(0.1, data)
+    path = _fake_transfer_file(data, k, tmp_path)
     assert transfer_flips("sbm", 0, path).shape == (k, 2)
     ctx = {"dataset": "sbm", "data": data, "splits": {0: split}, "clean": {}, "gcn_attack": {}, "transfer": path}
     grid = experiment.Grid.product(dataset=["sbm"], split=[0], defence=["jaccard"], budget=[0.0, 0.1], model_seed=[0])
@@ -163,6 +169,26 @@ def test_one_cell_measures_every_threat(graph, tmp_path):
     assert df.accuracy.between(0, 1).all()
     with pytest.raises(KeyError, match="no Meta-Self graph for dataset='sbm', split=3"):
         transfer_flips("sbm", 3, path)
+
+
+def test_adversarial_warmup_cells_keep_only_adversarial_epochs_and_match_the_registered_defence(graph, tmp_path):
+    from graphtrust.defences.cells import ADVERSARIAL_WARMUP
+
+    data, split = graph
+    sz = config.sizes("defences")
+    path = _fake_transfer_file(data, ev.budget_flips(max(sz.budgets), data), tmp_path)
+    ctx = {"dataset": "sbm", "data": data, "splits": {0: split}, "clean": {}, "gcn_attack": {}, "transfer": path}
+    grid = experiment.Grid.product(dataset=["sbm"], split=[0], graph=["meta-self"], warmup_rounds=[0, 1],
+                                   model_seed=[0])
+    df = experiment.run(ADVERSARIAL_WARMUP, grid=grid, context=ctx, show_progress=False).records
+    w1, w0 = df[df.warmup_rounds == 1].iloc[0], df[df.warmup_rounds == 0].iloc[0]
+    assert w1.kept_epoch > 20 and (df.kept_epoch <= 200).all() and (df.gcn_kept_epoch >= 1).all()
+    k = ev.budget_flips(max(sz.budgets), data)
+    assert w1.flips == k and w1.budget == max(sz.budgets)
+    poisoned = apply_flips(data.edge_index, transfer_flips("sbm", 0, path)[:k], data.num_nodes)
+    registered = train("adversarial", data, split, seed=0, edge_index=poisoned)  # as every other cell trains it
+    assert w1.accuracy == accuracy(registered.model, data, poisoned, split.test)
+    assert w0.gcn_accuracy == w1.gcn_accuracy  # the same GCN beside both
 
 
 def _records(adaptive_drop: dict[str, list[float]]) -> pd.DataFrame:

@@ -54,7 +54,8 @@ from ..experiment import Experiment, Grid, load, register
 from ..graph import apply_flips
 from ..models import sparse_features
 from ..splits import stratified_split
-from .evaluate import accuracy, budget_flips, defence, prbcd, train
+from ..training import fit
+from .evaluate import accuracy, adversarial_fit, budget_flips, build, defence, prbcd, train
 from .meta import meta_pgd
 from .models import pair_similarity
 
@@ -235,3 +236,37 @@ def measure_meta_transfer(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dic
 
 META_TRANSFER = register(Experiment("defences_meta_transfer", meta_transfer_grid, measure_meta_transfer,
                                     chapter="defences"))
+
+
+def warmup_grid(sz: config.Sizes) -> Grid:
+    return Grid.product(dataset=sz.datasets, split=sz.splits, graph=["clean", "meta-self"], warmup_rounds=[0, 1],
+                        model_seed=sz.model_seeds)
+
+
+def measure_warmup(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """Adversarial training with ``warmup_rounds`` first rounds on the given graph (never kept),
+    beside GCN, on the clean graph or on Meta-Self's graph at the profile's top budget: test
+    accuracy and the kept epoch of each (1-based). ``warmup_rounds=1`` is the registered
+    defence, the same model as the ``defences_main`` cells."""
+    sz = ctx["sizes"]
+    data, split = _setup(ctx, cell["dataset"], cell["split"])
+    seed, budget, w = int(cell["model_seed"]), max(sz.budgets), int(cell["warmup_rounds"])
+    ei, k = data.edge_index, 0
+    if cell["graph"] == "meta-self":
+        k = budget_flips(budget, data)
+        ei = apply_flips(ei, transfer_flips(cell["dataset"], cell["split"], ctx.get("transfer"))[:k], data.num_nodes)
+    config.seed_everything(seed)
+    gcn = fit(build("gcn", data), data.x, ei, data.y, split, epochs=sz.epochs, patience=sz.patience)
+    config.seed_everything(seed)  # as defences.train does: the registered defence's model for w = 1
+    history: list[float] = []
+    per_round = 20  # adversarial_fit's default, as the registered defence trains
+    model, _ = adversarial_fit(build("adversarial", data), data, split, ei, seed=seed, warmup_rounds=w,
+                               epochs_per_round=per_round, history=history)
+    first = w * per_round + 1
+    return [{"budget": budget if k else 0.0, "flips": k,
+             "accuracy": accuracy(model, data, ei, split.test), "kept_epoch": first + history.index(max(history)),
+             "gcn_accuracy": accuracy(gcn.model, data, ei, split.test), "gcn_kept_epoch": gcn.best_epoch}]
+
+
+ADVERSARIAL_WARMUP = register(Experiment("defences_adversarial_warmup", warmup_grid, measure_warmup,
+                                         chapter="defences"))

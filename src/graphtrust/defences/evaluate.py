@@ -63,7 +63,7 @@ def _gcn(in_dim, out_dim, num_nodes, hidden=64, dropout=0.5):
 def adversarial_fit(model: nn.Module, data: Data, split: Split, edge_index: torch.Tensor, *, seed: int = 0,
                     budget: float = 0.05, rounds: int = 10, epochs_per_round: int = 20, attack_epochs: int = 10,
                     block_size: int = 20_000, lr: float = 0.01, weight_decay: float = 5e-4,
-                    warmup_rounds: int = 1) -> tuple[nn.Module, int]:
+                    warmup_rounds: int = 1, history: list[float] | None = None) -> tuple[nn.Module, int]:
     """Adversarial training (Xu et al., 2019; with PR-BCD in the loop as Geisler et al., 2021).
 
     The first ``warmup_rounds`` rounds train on ``edge_index`` (so that PR-BCD then attacks
@@ -81,6 +81,8 @@ def adversarial_fit(model: nn.Module, data: Data, split: Split, edge_index: torc
     warm-up included, kept a warm-up epoch in 8 of 10 Citeseer trainings, whose weights are
     a plain GCN's: the defence was then no adversarial training at all.
     Returns ``(model, epochs run)``; ``(N, D)`` features and ``(2, E)`` edges as elsewhere.
+    ``history``, if given, receives the validation accuracy of every candidate epoch (the
+    kept one is epoch ``warmup_rounds * epochs_per_round + 1 + argmax``, first maximum).
     """
     if not 0 <= warmup_rounds < rounds:
         raise ValueError(f"warmup_rounds={warmup_rounds} must be in [0, rounds={rounds}): "
@@ -106,6 +108,8 @@ def adversarial_fit(model: nn.Module, data: Data, split: Split, edge_index: torc
             if r < warmup_rounds:
                 continue
             val = accuracy(model, data, edge_index, split.val)  # eval mode: the next epoch sets train again
+            if history is not None:
+                history.append(val)
             if val > best:
                 best, state = val, copy.deepcopy(model.state_dict())
     model.load_state_dict(state)
