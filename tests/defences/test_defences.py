@@ -258,6 +258,18 @@ def test_versus_gcn_pairs_cells_and_counts_a_defence_equal_to_gcn():
     assert tables.versus_gcn(df, "svd", 0.1).empty
 
 
+def test_warmup_table_means_accuracies_and_takes_median_kept_epochs():
+    from graphtrust.defences import tables
+
+    rec = pd.DataFrame([dict(dataset="cora_ml", graph="clean", warmup_rounds=w, split=s, accuracy=0.7 + 0.1 * w,
+                             kept_epoch=[5, 6, 90][s] + 20 * w, gcn_accuracy=0.8, gcn_kept_epoch=7)
+                        for w in (0, 1) for s in range(3)])
+    t = tables.warmup_table(rec).loc[("cora_ml", "clean")]
+    assert t.loc[1, "adversarial"] == pytest.approx(80.0) and t.loc[0, "adversarial"] == pytest.approx(70.0)
+    assert t.loc[0, "kept_epoch"] == 6 and t.loc[1, "kept_epoch"] == 26  # medians, not pulled up by epoch 90
+    assert (t.cells == 3).all() and (t.GCN == 80.0).all()
+
+
 def test_tables_that_average_over_cells_refuse_two_datasets_at_once():
     from graphtrust.defences import tables
 

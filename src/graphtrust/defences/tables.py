@@ -15,7 +15,7 @@ from .cells import THREATS
 from .evaluate import DEFENCES
 
 __all__ = ["accuracy_table", "robustness_kept", "gains_text", "strongest", "cost_table", "meta_table",
-           "meta_transfer_table", "versus_gcn", "plot_budgets", "claims", "where", "n_splits", "PAPER",
+           "meta_transfer_table", "versus_gcn", "warmup_table", "plot_budgets", "claims", "where", "n_splits", "PAPER",
            "DATASETS"]
 
 #: what each threat model's transfer and adaptive attacks are called in the records
@@ -174,6 +174,16 @@ def versus_gcn(df: pd.DataFrame, defence: str, budget: float) -> pd.DataFrame:
     t = pd.DataFrame({"difference": g.mean(), "95 % CI ±": g.agg(t_half_width), "cells": g.size(),
                       "equal to GCN": (diff.abs() < 1e-6).groupby(["dataset", "attack"]).sum()})
     return t.round(2)
+
+
+def warmup_table(records: pd.DataFrame) -> pd.DataFrame:
+    """``defences_adversarial_warmup`` records per dataset, graph and warm-up rounds:
+    adversarial training's and GCN's test accuracy (%, means over cells) and the epochs
+    they kept (medians), and the number of cells."""
+    w = records.assign(accuracy=records.accuracy * 100, gcn_accuracy=records.gcn_accuracy * 100)
+    return w.groupby(["dataset", "graph", "warmup_rounds"]).agg(
+        adversarial=("accuracy", "mean"), kept_epoch=("kept_epoch", "median"), GCN=("gcn_accuracy", "mean"),
+        GCN_kept_epoch=("gcn_kept_epoch", "median"), cells=("split", "size")).round(1)
 
 
 def gains_text(rows: pd.DataFrame) -> str:
