@@ -188,7 +188,9 @@ def test_adversarial_warmup_cells_keep_only_adversarial_epochs_and_match_the_reg
     poisoned = apply_flips(data.edge_index, transfer_flips("sbm", 0, path)[:k], data.num_nodes)
     registered = train("adversarial", data, split, seed=0, edge_index=poisoned)  # as every other cell trains it
     assert w1.accuracy == accuracy(registered.model, data, poisoned, split.test)
-    assert w0.gcn_accuracy == w1.gcn_accuracy  # the same GCN beside both
+    assert w0.gcn_accuracy == w1.gcn_accuracy  # the same GCN beside both, trained as in every other cell
+    gcn = train("gcn", data, split, seed=0, edge_index=poisoned, epochs=sz.epochs, patience=sz.patience)
+    assert w1.gcn_accuracy == accuracy(gcn.model, data, poisoned, split.test) and w1.gcn_kept_epoch == gcn.kept_epoch
 
 
 def _records(adaptive_drop: dict[str, list[float]]) -> pd.DataFrame:

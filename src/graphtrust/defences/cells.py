@@ -54,7 +54,6 @@ from ..experiment import Experiment, Grid, load, register
 from ..graph import apply_flips
 from ..models import sparse_features
 from ..splits import stratified_split
-from ..training import fit
 from .evaluate import accuracy, adversarial_fit, budget_flips, build, defence, prbcd, train
 from .meta import meta_pgd
 from .models import pair_similarity
@@ -255,8 +254,7 @@ def measure_warmup(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, 
     if cell["graph"] == "meta-self":
         k = budget_flips(budget, data)
         ei = apply_flips(ei, transfer_flips(cell["dataset"], cell["split"], ctx.get("transfer"))[:k], data.num_nodes)
-    config.seed_everything(seed)
-    gcn = fit(build("gcn", data), data.x, ei, data.y, split, epochs=sz.epochs, patience=sz.patience)
+    gcn = train("gcn", data, split, seed=seed, edge_index=ei, epochs=sz.epochs, patience=sz.patience)  # as elsewhere
     config.seed_everything(seed)  # as defences.train does: the registered defence's model for w = 1
     history: list[float] = []
     per_round = 20  # adversarial_fit's default, as the registered defence trains
@@ -265,7 +263,7 @@ def measure_warmup(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, 
     first = w * per_round + 1
     return [{"budget": budget if k else 0.0, "flips": k,
              "accuracy": accuracy(model, data, ei, split.test), "kept_epoch": first + history.index(max(history)),
-             "gcn_accuracy": accuracy(gcn.model, data, ei, split.test), "gcn_kept_epoch": gcn.best_epoch}]
+             "gcn_accuracy": accuracy(gcn.model, data, ei, split.test), "gcn_kept_epoch": gcn.kept_epoch}]
 
 
 ADVERSARIAL_WARMUP = register(Experiment("defences_adversarial_warmup", warmup_grid, measure_warmup,

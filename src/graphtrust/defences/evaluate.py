@@ -172,6 +172,7 @@ class Trained:
     edge_index: torch.Tensor
     seconds: float
     epochs: int
+    kept_epoch: int | None = None  # 1-based epoch of the kept weights (None: a defence's own trainer)
 
 
 def train(name: str, data: Data, split: Split, *, seed: int = 0, edge_index: torch.Tensor | None = None,
@@ -192,7 +193,7 @@ def train(name: str, data: Data, split: Split, *, seed: int = 0, edge_index: tor
         model, run = trainer(model, data, split, ei, seed=seed)
         return Trained(name, model, ei, time.perf_counter() - t, run)
     res = fit(model, data.x, ei, data.y, split, epochs=epochs, patience=patience, select=select)
-    return Trained(name, res.model, ei, time.perf_counter() - t, res.epochs_run)
+    return Trained(name, res.model, ei, time.perf_counter() - t, res.epochs_run, res.best_epoch)
 
 
 @torch.no_grad()
