@@ -256,11 +256,10 @@ def measure_warmup(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, 
         ei = apply_flips(ei, transfer_flips(cell["dataset"], cell["split"], ctx.get("transfer"))[:k], data.num_nodes)
     gcn = train("gcn", data, split, seed=seed, edge_index=ei, epochs=sz.epochs, patience=sz.patience)  # as elsewhere
     config.seed_everything(seed)  # as defences.train does: the registered defence's model for w = 1
-    history: list[float] = []
-    per_round = 20  # adversarial_fit's default, as the registered defence trains
-    model, _ = adversarial_fit(build("adversarial", data), data, split, ei, seed=seed, warmup_rounds=w,
-                               epochs_per_round=per_round, history=history)
-    first = w * per_round + 1
+    history: list[float] = []  # one validation accuracy per candidate epoch: the last len(history) epochs
+    model, epochs = adversarial_fit(build("adversarial", data), data, split, ei, seed=seed, warmup_rounds=w,
+                                    history=history)
+    first = epochs - len(history) + 1
     return [{"budget": budget if k else 0.0, "flips": k,
              "accuracy": accuracy(model, data, ei, split.test), "kept_epoch": first + history.index(max(history)),
              "gcn_accuracy": accuracy(gcn.model, data, ei, split.test), "gcn_kept_epoch": gcn.kept_epoch}]

@@ -81,8 +81,8 @@ def adversarial_fit(model: nn.Module, data: Data, split: Split, edge_index: torc
     warm-up included, kept a warm-up epoch in 8 of 10 Citeseer trainings, whose weights are
     a plain GCN's: the defence was then no adversarial training at all.
     Returns ``(model, epochs run)``; ``(N, D)`` features and ``(2, E)`` edges as elsewhere.
-    ``history``, if given, receives the validation accuracy of every candidate epoch (the
-    kept one is epoch ``warmup_rounds * epochs_per_round + 1 + argmax``, first maximum).
+    ``history``, if given, receives the validation accuracy of every candidate epoch, the
+    last ``len(history)`` of the epochs run (the kept one is the first maximum).
     """
     if not 0 <= warmup_rounds < rounds:
         raise ValueError(f"warmup_rounds={warmup_rounds} must be in [0, rounds={rounds}): "
