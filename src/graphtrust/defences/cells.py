@@ -54,7 +54,7 @@ from ..experiment import Experiment, Grid, load, register
 from ..graph import apply_flips
 from ..models import sparse_features
 from ..splits import stratified_split
-from .evaluate import accuracy, adversarial_fit, budget_flips, build, defence, prbcd, train
+from .evaluate import accuracy, budget_flips, defence, prbcd, train
 from .meta import meta_pgd
 from .models import pair_similarity
 
@@ -120,6 +120,17 @@ def _clean_model(ctx, name, data, split, split_seed, seed, sz):
     return ctx["clean"][key]
 
 
+def _transfer(ctx: dict[str, Any], cell: dict[str, Any], k: int, budget: float) -> torch.Tensor:
+    """The saved Meta-Self flips of the cell's dataset and split, ``(n, 2)``, read once per run
+    (kept in ``ctx``); ``ValueError`` when they are fewer than the ``k`` of ``budget``."""
+    key = ("transfer", cell["dataset"], cell["split"])
+    if key not in ctx:
+        ctx[key] = transfer_flips(cell["dataset"], cell["split"], ctx.get("transfer"))
+    if ctx[key].size(0) < k:
+        raise ValueError(f"the saved Meta-Self graph has {ctx[key].size(0)} flips, fewer than the {k} of budget {budget}")
+    return ctx[key]
+
+
 def measure_main(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any]]:
     """Test accuracy of one defence under every threat at one budget; see the module docstring."""
     sz = ctx["sizes"]
@@ -136,12 +147,7 @@ def measure_main(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, An
                      block_size=sz.prbcd["block_size"])
     out = []
     # transfer poisoning: the Meta-Self graph, truncated to this budget
-    tkey = ("transfer", cell["dataset"], cell["split"])
-    if tkey not in ctx:  # read the saved graphs once per run, not once per cell
-        ctx[tkey] = transfer_flips(cell["dataset"], cell["split"], ctx.get("transfer"))
-    flips = ctx[tkey]
-    if flips.size(0) < k:
-        raise ValueError(f"the saved Meta-Self graph has {flips.size(0)} flips, fewer than the {k} of budget {budget}")
+    flips = _transfer(ctx, cell, k, budget)
     poisoned = apply_flips(data.edge_index, flips[:k], data.num_nodes)
     tr = train(name, data, split, seed=seed, edge_index=poisoned, epochs=sz.epochs, patience=sz.patience)
     sim = ctx["similarity"]
@@ -253,15 +259,14 @@ def measure_warmup(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, 
     ei, k = data.edge_index, 0
     if cell["graph"] == "meta-self":
         k = budget_flips(budget, data)
-        ei = apply_flips(ei, transfer_flips(cell["dataset"], cell["split"], ctx.get("transfer"))[:k], data.num_nodes)
+        ei = apply_flips(ei, _transfer(ctx, cell, k, budget)[:k], data.num_nodes)
     gcn = train("gcn", data, split, seed=seed, edge_index=ei, epochs=sz.epochs, patience=sz.patience)  # as elsewhere
-    config.seed_everything(seed)  # as defences.train does: the registered defence's model for w = 1
     history: list[float] = []  # one validation accuracy per candidate epoch: the last len(history) epochs
-    model, epochs = adversarial_fit(build("adversarial", data), data, split, ei, seed=seed, warmup_rounds=w,
-                                    history=history)
-    first = epochs - len(history) + 1
+    adv = train("adversarial", data, split, seed=seed, edge_index=ei, trainer_kw={"warmup_rounds": w,
+                                                                                 "history": history})
+    first = adv.epochs - len(history) + 1
     return [{"budget": budget if k else 0.0, "flips": k,
-             "accuracy": accuracy(model, data, ei, split.test), "kept_epoch": first + history.index(max(history)),
+             "accuracy": accuracy(adv.model, data, ei, split.test), "kept_epoch": first + history.index(max(history)),
              "gcn_accuracy": accuracy(gcn.model, data, ei, split.test), "gcn_kept_epoch": gcn.kept_epoch}]
 
 

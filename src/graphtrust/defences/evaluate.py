@@ -176,13 +176,15 @@ class Trained:
 
 
 def train(name: str, data: Data, split: Split, *, seed: int = 0, edge_index: torch.Tensor | None = None,
-          epochs: int = 300, patience: int = 50, select: str = "accuracy", **params: Any) -> Trained:
+          epochs: int = 300, patience: int = 50, select: str = "accuracy", trainer_kw: dict[str, Any] | None = None,
+          **params: Any) -> Trained:
     """Train defence ``name`` on ``edge_index`` (default: ``data.edge_index``).
 
     Adam (lr 0.01, weight decay 5·10⁻⁴); the weights with the best validation accuracy are
     kept (``select``, see :func:`graphtrust.training.fit`: selecting by validation loss
     stops RGCN on a 25 %-poisoned Cora-ML graph at epoch 9, before it fits its training
     labels). The defence's purification runs inside the model, on the graph it is given.
+    A defence with its own trainer (adversarial training) gets ``trainer_kw`` as keywords.
     """
     config.seed_everything(seed)
     ei = data.edge_index if edge_index is None else edge_index
@@ -190,7 +192,7 @@ def train(name: str, data: Data, split: Split, *, seed: int = 0, edge_index: tor
     t = time.perf_counter()
     trainer = defence(name).trainer
     if trainer is not None:
-        model, run = trainer(model, data, split, ei, seed=seed)
+        model, run = trainer(model, data, split, ei, seed=seed, **(trainer_kw or {}))
         return Trained(name, model, ei, time.perf_counter() - t, run)
     res = fit(model, data.x, ei, data.y, split, epochs=epochs, patience=patience, select=select)
     return Trained(name, res.model, ei, time.perf_counter() - t, res.epochs_run, res.best_epoch)
