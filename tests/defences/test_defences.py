@@ -298,6 +298,17 @@ def test_gains_text_and_labels_name_datasets_defences_and_split_counts():
     assert tables.n_splits(1.0) == "1 split" and tables.n_splits(2) == "2 splits"
 
 
+def test_keeps_gain_counts_a_gain_only_beyond_its_interval():
+    from graphtrust.defences import tables
+
+    # under the strongest attack: Jaccard 0 points over GCN; GNNGuard 3, 5, 4 (mean 4 ± 2.5); RGCN 5, 5, -5
+    df = _records({"gcn": [0.0] * 3, "jaccard": [0.05] * 3, "gnnguard": [0.02, -0.02, 0.01], "rgcn": [0.0, 0.0, 0.1]})
+    rows = tables.robustness_kept(df).loc[("evasion", "10 %")]
+    assert tables.keeps_gain(rows) == ["GNNGuard"]
+    one = tables.robustness_kept(df[df.split == 0]).loc[("evasion", "10 %")]
+    assert tables.keeps_gain(one) == []  # one cell: no interval, no claim
+
+
 def test_adversarial_training_keeps_the_best_adversarial_epoch(graph, monkeypatch):
     data, split = graph
     seen = []  # weights at every validation check: none in the warm-up round, every epoch after it

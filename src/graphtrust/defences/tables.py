@@ -14,7 +14,7 @@ from ..results import mean_std, t_half_width
 from .cells import THREATS
 from .evaluate import DEFENCES
 
-__all__ = ["accuracy_table", "robustness_kept", "gains_text", "strongest", "cost_table", "meta_table",
+__all__ = ["accuracy_table", "robustness_kept", "gains_text", "keeps_gain", "strongest", "cost_table", "meta_table",
            "meta_transfer_table", "versus_gcn", "warmup_table", "plot_budgets", "claims", "where", "n_splits", "PAPER",
            "DATASETS"]
 
@@ -194,6 +194,14 @@ def gains_text(rows: pd.DataFrame) -> str:
         return (f"{name} {r['apparent gain']:.1f} → {r['gain under the strongest attack']:.1f}"
                 f"{'' if pd.isna(h) else f' ± {h:.1f}'} ({n_splits(r.cells)})")
     return "; ".join(one(n, r) for n, r in rows.iterrows())
+
+
+def keeps_gain(rows: pd.DataFrame) -> list[str]:
+    """The defences of one threat model and budget of :func:`robustness_kept` (rows: defences)
+    whose gain over GCN under the strongest attack is positive beyond the half-width of its
+    paired 95 % t-interval; a row from one cell (no interval) never counts."""
+    gain, half = rows["gain under the strongest attack"], rows["gain under the strongest attack: 95 % CI ±"]
+    return rows.index[(gain - half > 0).fillna(False).astype(bool)].tolist()
 
 
 def cost_table(df: pd.DataFrame) -> pd.DataFrame:
