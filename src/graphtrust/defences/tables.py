@@ -201,7 +201,7 @@ def keeps_gain(rows: pd.DataFrame) -> list[str]:
     whose gain over GCN under the strongest attack is positive beyond the half-width of its
     paired 95 % t-interval; a row from one cell (no interval) never counts."""
     gain, half = rows["gain under the strongest attack"], rows["gain under the strongest attack: 95 % CI ±"]
-    return rows.index[(gain - half > 0).fillna(False).astype(bool)].tolist()
+    return rows.index[gain - half > 0].tolist()  # NaN (one cell) compares False
 
 
 def cost_table(df: pd.DataFrame) -> pd.DataFrame:
