@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+from torch_geometric.nn.conv.gcn_conv import gcn_norm
+from torch_geometric.utils import scatter
 
 from graphtrust import config, datasets, experiment
 from graphtrust.defences import (
@@ -20,6 +22,7 @@ from graphtrust.defences import (
     train,
 )
 from graphtrust.defences.cells import META, META_TRANSFER
+from graphtrust.defences.models import GNNGuard, pair_similarity
 from graphtrust.splits import stratified_split
 
 
@@ -79,6 +82,45 @@ def test_meta_gradient_matches_finite_differences(graph):
         with torch.no_grad():
             fd = (loss(up) - loss(down)) / (2 * h)
         assert float(fd) == pytest.approx(float(g[e]), rel=1e-4, abs=1e-9)
+
+
+class _GNNGuardAllEdges(GNNGuard):
+    """GNNGuard keeping every edge, the pruned ones at weight 0 (before the pruned were dropped)."""
+
+    def edge_weights(self, h, edge_index, w, first):
+        src, dst = edge_index
+        z = F.normalize(h, dim=1)
+        sim = pair_similarity(h, "cosine")[src, dst] if first else (z[src] * z[dst]).sum(1)
+        sim = torch.where((sim >= self.threshold) & (src != dst), sim, torch.zeros_like(sim)) * w
+        att = sim / scatter(sim, dst, dim=0, dim_size=h.size(0), reduce="sum")[dst].clamp_min(1e-12)
+        kept = scatter((att > 0).to(h.dtype), dst, dim=0, dim_size=h.size(0), reduce="sum")
+        loops = torch.arange(h.size(0)).repeat(2, 1)
+        return gcn_norm(torch.cat([edge_index, loops], 1), torch.cat([att, 1 / (1 + kept)]), h.size(0),
+                        add_self_loops=False)
+
+
+def test_gnnguard_drops_pruned_edges_without_changing_a_bit_of_its_training_or_meta_gradient(graph):
+    data, split = graph
+    n_pairs = 600  # a PR-BCD-like block of candidate pairs, most of them below the cosine cut
+    block = torch.randint(0, data.num_nodes, (2, n_pairs), generator=torch.Generator().manual_seed(0))
+    ei = torch.cat([data.edge_index, block, block.flip(0)], 1)
+    runs, threads = [], torch.get_num_threads()
+    # on one thread (as the full runs) the sums run in edge order, so adding exact zeros is a no-op; with
+    # more, a parallel scatter splits the edges into chunks by count, and the last bits differ (1e-9)
+    torch.set_num_threads(1)
+    try:
+        for cls in (GNNGuard, _GNNGuardAllEdges):
+            torch.manual_seed(3)
+            model = cls(data.num_features, int(data.y.max()) + 1, threshold=0.5).eval()  # 16 % of pairs pass
+            w = torch.cat([torch.ones(data.edge_index.size(1)), torch.linspace(0.01, 0.9, 2 * n_pairs)]).requires_grad_()
+            out = UnrolledTraining(model, data.y, split.train, steps=6, lr=0.05)(data.x, ei, w)
+            (g,) = torch.autograd.grad(F.cross_entropy(out[split.test], data.y[split.test]), w)
+            runs.append((out.detach(), g, model.edge_weights(data.x, ei, w, first=True)[0].size(1)))
+    finally:
+        torch.set_num_threads(threads)
+    (o1, g1, e1), (o2, g2, e2) = runs
+    assert e1 < e2 - n_pairs  # most candidate pairs were dropped, not propagated at weight 0
+    assert torch.equal(o1, o2) and torch.equal(g1, g2) and g1[-2 * n_pairs:].abs().max() > 0
 
 
 def test_meta_pgd_poisons_within_budget_and_refuses_what_it_cannot_unroll(graph):
