@@ -12,6 +12,17 @@ torch.set_num_threads(max(1, min(2, torch.get_num_threads())))
 
 
 @pytest.fixture
+def one_thread():
+    """Bitwise comparisons need one fixed thread count: the adaptive policy changes it with
+    the machine's load, and a reduction summed in another order can steer an optimisation
+    elsewhere (a user's count caps the policy, see graphtrust.threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
 def offline(monkeypatch):
     """Make every non-local download fail as it does without a network."""
     from torch_geometric.io import fs

@@ -269,7 +269,8 @@ _SIZES: dict[str, dict[str, dict[str, Any]]] = {
             # GNNGuard gives no gradient to a pair below its cosine cut (4.5 % of Cora-ML's pairs pass it), so a
             # 20,000-pair block holds about 900 movable pairs against 1,995 flips at 25 %: it gets 100,000 (on four
             # Cora-ML splits the mean moved by 1 point, per split by -11 to +12: ch05). Ten times the cost while the
-            # pruned pairs were propagated at weight 0; since GNNGuard drops them, about 300 s of CPU per Citeseer cell at 25 %
+            # pruned pairs were propagated at weight 0; since GNNGuard drops them, about 300 s of CPU per
+            # Citeseer cell at 25 %
             meta=dict(defences=("gcn", "jaccard", "gnnguard", "rgcn"), budgets=(0.05, 0.10, 0.15, 0.20, 0.25),
                       steps=50, epochs=30, resample=24, block_size=20_000, final_samples=5,
                       block_size_by_defence={"gnnguard": 100_000}),

@@ -89,7 +89,7 @@ class _GNNGuardAllEdges(GNNGuard):
 
     def edge_weights(self, h, edge_index, w, first):
         src, dst = edge_index
-        z = F.normalize(h, dim=1)
+        z = F.normalize(h, dim=1)  # the second layer's; the first reads the cached feature cosines
         sim = pair_similarity(h, "cosine")[src, dst] if first else (z[src] * z[dst]).sum(1)
         sim = torch.where((sim >= self.threshold) & (src != dst), sim, torch.zeros_like(sim)) * w
         att = sim / scatter(sim, dst, dim=0, dim_size=h.size(0), reduce="sum")[dst].clamp_min(1e-12)
@@ -99,25 +99,21 @@ class _GNNGuardAllEdges(GNNGuard):
                         add_self_loops=False)
 
 
-def test_gnnguard_drops_pruned_edges_without_changing_a_bit_of_its_training_or_meta_gradient(graph):
+def test_gnnguard_drops_pruned_edges_without_changing_a_bit_of_its_training_or_meta_gradient(graph, one_thread):  # noqa: ARG001
+    # on one thread (as the full runs) the sums run in edge order, so adding exact zeros is a no-op; with
+    # more, a parallel scatter splits the edges into chunks by count, and the last bits differ (1e-9)
     data, split = graph
     n_pairs = 600  # a PR-BCD-like block of candidate pairs, most of them below the cosine cut
     block = torch.randint(0, data.num_nodes, (2, n_pairs), generator=torch.Generator().manual_seed(0))
     ei = torch.cat([data.edge_index, block, block.flip(0)], 1)
-    runs, threads = [], torch.get_num_threads()
-    # on one thread (as the full runs) the sums run in edge order, so adding exact zeros is a no-op; with
-    # more, a parallel scatter splits the edges into chunks by count, and the last bits differ (1e-9)
-    torch.set_num_threads(1)
-    try:
-        for cls in (GNNGuard, _GNNGuardAllEdges):
-            torch.manual_seed(3)
-            model = cls(data.num_features, int(data.y.max()) + 1, threshold=0.5).eval()  # 16 % of pairs pass
-            w = torch.cat([torch.ones(data.edge_index.size(1)), torch.linspace(0.01, 0.9, 2 * n_pairs)]).requires_grad_()
-            out = UnrolledTraining(model, data.y, split.train, steps=6, lr=0.05)(data.x, ei, w)
-            (g,) = torch.autograd.grad(F.cross_entropy(out[split.test], data.y[split.test]), w)
-            runs.append((out.detach(), g, model.edge_weights(data.x, ei, w, first=True)[0].size(1)))
-    finally:
-        torch.set_num_threads(threads)
+    runs = []
+    for cls in (GNNGuard, _GNNGuardAllEdges):
+        torch.manual_seed(3)
+        model = cls(data.num_features, int(data.y.max()) + 1, threshold=0.5).eval()  # 16 % of pairs pass
+        w = torch.cat([torch.ones(data.edge_index.size(1)), torch.linspace(0.01, 0.9, 2 * n_pairs)]).requires_grad_()
+        out = UnrolledTraining(model, data.y, split.train, steps=6, lr=0.05)(data.x, ei, w)
+        (g,) = torch.autograd.grad(F.cross_entropy(out[split.test], data.y[split.test]), w)
+        runs.append((out.detach(), g, model.edge_weights(data.x, ei, w, first=True)[0].size(1)))
     (o1, g1, e1), (o2, g2, e2) = runs
     assert e1 < e2 - n_pairs  # most candidate pairs were dropped, not propagated at weight 0
     assert torch.equal(o1, o2) and torch.equal(g1, g2) and g1[-2 * n_pairs:].abs().max() > 0

@@ -36,17 +36,6 @@ def test_fedsgd_trains_the_global_model_and_refuses_bad_input():
         fedsgd(model, [], 3)
 
 
-@pytest.fixture
-def one_thread():
-    """Bitwise comparisons need one fixed thread count: the adaptive policy changes it with
-    the machine's load, and a reduction summed in another order can steer an optimisation
-    elsewhere (a user's count caps the policy, see graphtrust.threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_rounds_experiment_matches_the_main_table_at_round_zero(one_thread):  # noqa: ARG001
     sz = _sizes()
     grid = ROUNDS.grid(sz)

@@ -240,9 +240,9 @@ class GNNGuard(nn.Module):
         Only the edges that pass the cut are returned: a pruned edge's weight would be an
         exact 0 with a 0 derivative, so leaving it out changes no sum and no gradient (the
         same bits on one thread; on more, a parallel scatter splits the edges into other
-        chunks and the last bits move). On Cora-ML 4.5 % of node pairs pass the first layer's cut, so most of a
-        PR-BCD block of candidate pairs is never propagated: Meta-PGD's unrolled training
-        on Citeseer with a 100,000-pair block ran 2.4× faster.
+        chunks and the last bits move). On Cora-ML 4.5 % of node pairs pass the first
+        layer's cut, so most of a PR-BCD block of candidate pairs is never propagated:
+        Meta-PGD's unrolled training on Citeseer with a 100,000-pair block ran 2.4× faster.
         """
         n = h.size(0)
         src, dst = edge_index

@@ -15,8 +15,8 @@ from .cells import THREATS
 from .evaluate import DEFENCES
 
 __all__ = ["accuracy_table", "robustness_kept", "gains_text", "keeps_gain", "strongest", "cost_table", "meta_table",
-           "meta_transfer_table", "versus_gcn", "warmup_table", "plot_budgets", "claims", "where", "n_splits", "PAPER",
-           "DATASETS"]
+           "meta_transfer_table", "versus_gcn", "warmup_table", "plot_budgets", "claims", "where", "n_splits",
+           "diff_text", "PAPER", "DATASETS"]
 
 #: what each threat model's transfer and adaptive attacks are called in the records
 PAIRS = {"poisoning": ("transfer-poisoning", "adaptive-poisoning"), "evasion": ("transfer-evasion", "adaptive-evasion")}
@@ -321,7 +321,8 @@ def plot_budgets(df: pd.DataFrame, defences: list[str] | None = None, axes=None)
     return axes
 
 
-def _diff(d: float, half: float | None) -> str:
+def diff_text(d: float, half: float | None) -> str:
+    """``"+d ± half"`` in points (one decimal), or ``"+d"`` where there is no interval (one cell)."""
     return f"{d:+.1f}" if half is None or pd.isna(half) else f"{d:+.1f} ± {half:.1f}"
 
 
@@ -361,7 +362,7 @@ def claims(df: pd.DataFrame) -> pd.DataFrame:
         weak = [n for n in defs if n not in lower]
         if weak:
             causes.append("our adaptive attack is not measurably stronger than the transfer one against " + ", ".join(
-                f"{_label(n)} ({_diff(a.loc[n, 'adaptive'] - a.loc[n, 'transfer'], ci.get(_label(n)))})"
+                f"{_label(n)} ({diff_text(a.loc[n, 'adaptive'] - a.loc[n, 'transfer'], ci.get(_label(n)))})"
                 for n in weak))
         sm = s[s.threat == threat]
         n_meta = int(sm.meta.sum())
