@@ -99,7 +99,8 @@ class _GNNGuardAllEdges(GNNGuard):
                         add_self_loops=False)
 
 
-def test_gnnguard_drops_pruned_edges_without_changing_a_bit_of_its_training_or_meta_gradient(graph, one_thread):  # noqa: ARG001
+@pytest.mark.usefixtures("one_thread")
+def test_gnnguard_drops_pruned_edges_without_changing_a_bit_of_its_training_or_meta_gradient(graph):
     # on one thread (as the full runs) the sums run in edge order, so adding exact zeros is a no-op; with
     # more, a parallel scatter splits the edges into chunks by count, and the last bits differ (1e-9)
     data, split = graph
