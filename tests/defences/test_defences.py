@@ -272,6 +272,25 @@ def test_warmup_table_means_accuracies_and_takes_median_kept_epochs():
     assert (t.cells == 3).all() and (t.GCN == 80.0).all()
 
 
+def test_cell_seconds_splits_cells_by_the_creation_time_of_the_run_that_measured_them():
+    from graphtrust.defences import tables
+
+    run = experiment.Run("defences_meta", runs={"old": {"created": "2026-12-05T10:00:00Z"},
+                                                 "new": {"created": "2026-12-07T04:00:00Z"}})
+    for i, (rid, b, sec, d) in enumerate([("old", 0.25, 2000.0, "gnnguard"), ("new", 0.05, 500.0, "gnnguard"),
+                                          ("new", 0.1, 700.0, "gnnguard"), ("new", 0.0, 9.0, "gnnguard"),
+                                          ("new", 0.05, 99.0, "rgcn")]):
+        run.add({"cell": dict(dataset="cora_ml", split=i, defence=d, budget=b, model_seed=0), "run": rid,
+                 "seconds": sec, "records": [{"attack": "meta-poisoning", "accuracy": 0.7}]})
+    t = tables.cell_seconds(run, "gnnguard", "2026-12-06T22:19:40Z").loc["cora_ml"]
+    assert t.loc["before"].tolist() == ["25 %", 1, 2000.0, 2000.0]
+    assert t.loc["after"].tolist() == ["5, 10 %", 2, 500.0, 700.0]  # the clean cell (budget 0) and RGCN left out
+    text = tables.cell_seconds_text(tables.cell_seconds(run, "gnnguard", "2026-12-06T22:19:40Z"))
+    assert text == "Cora-ML, before: 25 % (1 cell) 2,000 s; Cora-ML, after: 5, 10 % (2 cells) 500–700 s"
+    with pytest.raises(ValueError, match="'svd'"):
+        tables.cell_seconds(run, "svd", "2026-12-06T22:19:40Z")
+
+
 def test_tables_that_average_over_cells_refuse_two_datasets_at_once():
     from graphtrust.defences import tables
 

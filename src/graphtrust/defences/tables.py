@@ -16,7 +16,7 @@ from .evaluate import DEFENCES
 
 __all__ = ["accuracy_table", "robustness_kept", "gains_text", "keeps_gain", "strongest", "cost_table", "meta_table",
            "meta_transfer_table", "versus_gcn", "warmup_table", "plot_budgets", "claims", "where", "n_splits",
-           "diff_text", "PAPER", "DATASETS"]
+           "diff_text", "cell_seconds", "cell_seconds_text", "GNNGUARD_PRUNE", "PAPER", "DATASETS"]
 
 #: what each threat model's transfer and adaptive attacks are called in the records
 PAIRS = {"poisoning": ("transfer-poisoning", "adaptive-poisoning"), "evasion": ("transfer-evasion", "adaptive-evasion")}
@@ -34,6 +34,10 @@ STRONGER = {"poisoning": ("meta-transfer-poisoning",)}
 PAPER = {"gcn_poisoning": 74.7, "gcn_evasion": 74.9, "adaptive_drop_points": (1.0, 6.0),
          "jaccard_poisoning": (77.8, 73.7)}
 
+
+#: when GNNGuard began to drop the pairs its cut prunes instead of propagating them at weight 0
+#: (commit 6229f45; same bits on one thread, less work): runs created before it ran the old code
+GNNGUARD_PRUNE = "2026-12-06T22:19:40Z"
 
 #: how the chapter names the datasets of the records
 DATASETS = {"cora_ml": "Cora-ML", "citeseer_npz": "Citeseer"}
@@ -217,6 +221,34 @@ def cost_table(df: pd.DataFrame) -> pd.DataFrame:
     t = t.rename(columns={"accuracy": "clean accuracy", "train_seconds": "train seconds"}).round(2)
     t.index = [_label(i) for i in t.index]
     return t
+
+
+def cell_seconds(run: Any, defence: str, since: str) -> pd.DataFrame:
+    """What one attacked cell of ``defence`` took (``_seconds``), per dataset and code version.
+
+    ``run`` is a saved run (:func:`graphtrust.experiment.load`); a cell counts as ``"after"``
+    when the run that measured it was created at or after the ISO time ``since`` (its
+    provenance's ``created``), else ``"before"``. Columns: the budgets measured (percent, as
+    text), the number of cells, and the min and max seconds. Rows: (dataset, code).
+    """
+    keys = ["_run", "dataset", "split", "defence", "budget", "model_seed"]
+    d = run.records.query("defence == @defence and budget > 0").drop_duplicates(keys)
+    if not len(d):
+        raise ValueError(f"no attacked cell of defence {defence!r} in this run")
+    d = d.assign(code=["after" if run.runs[r]["created"] >= since else "before" for r in d._run])
+    d["code"] = pd.Categorical(d.code, ["before", "after"])
+    g = d.groupby(["dataset", "code"], observed=True)
+    return pd.DataFrame({"budgets": g.budget.agg(lambda b: ", ".join(f"{100 * x:g}" for x in sorted(set(b))) + " %"),
+                         "cells": g.size(), "min s": g._seconds.min(), "max s": g._seconds.max()})
+
+
+def cell_seconds_text(t: pd.DataFrame) -> str:
+    """:func:`cell_seconds` as one line of text: ``"Cora-ML, before: 25 % (5 cells) 1,580–2,621 s; ..."``."""
+    def span(r: pd.Series) -> str:
+        lo, hi = f"{r['min s']:,.0f}", f"{r['max s']:,.0f}"
+        return lo if lo == hi else f"{lo}–{hi}"
+    return "; ".join(f"{DATASETS.get(ds, ds)}, {code}: {r.budgets} ({r.cells} cell{'' if r.cells == 1 else 's'}) "
+                     f"{span(r)} s" for (ds, code), r in t.iterrows())
 
 
 def _paired_table(df: pd.DataFrame, cols: list[str], pair: tuple[str, str], names: dict[str, str], diff: str, *,
