@@ -67,6 +67,16 @@ def test_svd_rank_is_checked_and_respected(graph):
     assert s[12] < 0.35 * s[0]  # clipping negatives adds a little rank, not much
 
 
+def test_svd_without_clipping_keeps_the_signed_rank_r_matrix(graph):
+    data, _ = graph
+    signed = SVDGCN(data.num_features, 3, rank=5, clip=False).low_rank(data.edge_index, None, data.num_nodes)
+    clipped = SVDGCN(data.num_features, 3, rank=5).low_rank(data.edge_index, None, data.num_nodes)
+    assert bool((signed < 0).any()) and torch.equal(signed.clamp_min(0.0), clipped)  # same sketch, then the clip
+    assert int(torch.linalg.matrix_rank(signed)) == 5
+    with pytest.raises(ValueError, match="clip must be True or False, got 'no'"):
+        SVDGCN(8, 2, clip="no")
+
+
 @pytest.mark.parametrize("name", ["svd", "soft-median-gdc"])
 def test_purified_graph_cache_follows_the_graph_not_its_memory(graph, name):
     """The cache of the purified graph (low-rank matrix, diffusion) is reused for the same edge
@@ -191,6 +201,25 @@ def test_adversarial_warmup_cells_keep_only_adversarial_epochs_and_match_the_reg
     assert w0.gcn_accuracy == w1.gcn_accuracy  # the same GCN beside both, trained as in every other cell
     gcn = train("gcn", data, split, seed=0, edge_index=poisoned, epochs=sz.epochs, patience=sz.patience)
     assert w1.gcn_accuracy == accuracy(gcn.model, data, poisoned, split.test) and w1.gcn_kept_epoch == gcn.kept_epoch
+
+
+def test_svd_clip_cells_pair_the_clipped_and_signed_model_on_one_sketch(graph):
+    from graphtrust.defences.cells import SVD_CLIP
+
+    data, split = graph
+    ctx = {"dataset": "sbm", "data": data, "splits": {0: split}, "clean": {}, "gcn_attack": {}}
+    grid = experiment.Grid.product(dataset=["sbm"], split=[0], clip=[True, False], model_seed=[0])
+    df = experiment.run(SVD_CLIP, grid=grid, context=ctx, show_progress=False).records.set_index(["clip", "attack"])
+    sz = config.sizes("defences")
+    assert (df.budget == min(b for b in sz.budgets if b > 0)).all()
+    assert df.negative_share.nunique() == 1 and df.negative_mass.nunique() == 1  # the same clean-graph matrix
+    assert 0 < df.negative_share.iloc[0] < 1 and df.negative_mass.iloc[0] > 0
+    for clip in (True, False):
+        adv = df.loc[(clip, "adaptive-evasion")]
+        assert adv.flips == ev.budget_flips(adv.budget, data) and adv.propagation_change > 0
+        assert adv.accuracy <= df.loc[(clip, "clean")].accuracy
+    clipped = train("svd", data, split, seed=0, epochs=sz.epochs, patience=sz.patience)  # the registered defence
+    assert df.loc[(True, "clean")].accuracy == accuracy(clipped.model, data, data.edge_index, split.test)
 
 
 def _records(adaptive_drop: dict[str, list[float]]) -> pd.DataFrame:

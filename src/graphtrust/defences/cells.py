@@ -35,6 +35,13 @@ graph is reused:
 
     dataset × split × defence × budget × model seed   (budgets: the ``meta`` ones)
 
+``defences_svd_clip`` asks whether SVD-GCN's clipping of the low-rank matrix's negative
+entries is what PR-BCD exploits: SVD-GCN with and without the clip, clean and under
+adaptive evasion at the smallest non-zero budget, with the matrix's signed mass on the
+clean graph (one record per threat):
+
+    dataset × split × clip × model seed
+
 The splits are the Metattack chapter's (stratified 10/10/80, seed = ``split``) so the
 transfer graphs fit them. Run the full grid in parts, one thread each, and merge::
 
@@ -58,7 +65,7 @@ from .evaluate import accuracy, budget_flips, defence, prbcd, train
 from .meta import meta_pgd
 from .models import pair_similarity
 
-__all__ = ["MAIN", "META", "META_TRANSFER", "main_grid", "meta_grid", "meta_transfer_grid", "measure_main",
+__all__ = ["MAIN", "META", "META_TRANSFER", "SVD_CLIP", "main_grid", "meta_grid", "meta_transfer_grid", "measure_main",
            "measure_meta", "measure_meta_transfer", "apply_flips", "transfer_flips", "TRANSFER_FILE", "THREATS", "flip_profile"]
 
 #: the saved Meta-Self graphs (a ``metattack_graphs`` run) in a source checkout
@@ -272,3 +279,47 @@ def measure_warmup(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, 
 
 ADVERSARIAL_WARMUP = register(Experiment("defences_adversarial_warmup", warmup_grid, measure_warmup,
                                          chapter="defences"))
+
+
+def svd_clip_grid(sz: config.Sizes) -> Grid:
+    return Grid.product(dataset=sz.datasets, split=sz.splits, clip=[True, False], model_seed=sz.model_seeds)
+
+
+def measure_svd_clip(cell: dict[str, Any], ctx: dict[str, Any]) -> list[dict[str, Any]]:
+    """SVD-GCN with ``clip`` on the clean graph and under PR-BCD through it (evasion) at the
+    smallest non-zero budget of the profile. Each record also gives, for the rank-``r``
+    matrix of the clean graph, the share of its entries below zero (``negative_share``),
+    their mass over the positive mass (``negative_mass``), and the Frobenius distance of the
+    normalised propagation matrix moved by the attack, relative to the clean one
+    (``propagation_change``)."""
+    from ..graph import normalize_dense
+
+    sz = ctx["sizes"]
+    data, split = _setup(ctx, cell["dataset"], cell["split"])
+    seed, clip = int(cell["model_seed"]), bool(cell["clip"])
+    budget = min(b for b in sz.budgets if b > 0)
+    tr = train("svd", data, split, seed=seed, epochs=sz.epochs, patience=sz.patience, clip=clip)
+    with torch.no_grad():
+        signed = tr.model.low_rank(data.edge_index, torch.ones(data.edge_index.size(1)), data.num_nodes)
+        signed = signed if not clip else None
+    ei, fl, sec = prbcd(tr.model, data, split, budget, name="svd", seed=seed, epochs=sz.prbcd["epochs"],
+                        resample=sz.prbcd["resample"], block_size=sz.prbcd["block_size"])
+    with torch.no_grad():
+        n = data.num_nodes
+        a0, a1 = (normalize_dense(tr.model.low_rank(e, None, n)) for e in (data.edge_index, ei))
+        change = float((a1 - a0).norm() / a0.norm())
+        if signed is None:  # the clipped model: its unclipped matrix comes from the same sketch
+            tr.model.clip = False
+            signed = tr.model.low_rank(data.edge_index, torch.ones(data.edge_index.size(1)), n)
+            tr.model.clip = True
+    neg = signed.clamp_max(0.0)
+    stats = {"negative_share": round(float((signed < 0).float().mean()), 4),
+             "negative_mass": round(float(-neg.sum() / signed.clamp_min(0.0).sum()), 4), "budget": budget}
+    return [{"attack": "clean", "accuracy": accuracy(tr.model, data, data.edge_index, split.test), "flips": 0,
+             "attack_seconds": 0.0, "train_seconds": round(tr.seconds, 2), "propagation_change": 0.0, **stats},
+            {"attack": "adaptive-evasion", "accuracy": accuracy(tr.model, data, ei, split.test),
+             "flips": int(fl.size(1)), "attack_seconds": round(sec, 2), "train_seconds": 0.0,
+             "propagation_change": round(change, 4), **stats}]
+
+
+SVD_CLIP = register(Experiment("defences_svd_clip", svd_clip_grid, measure_svd_clip, chapter="defences"))

@@ -161,26 +161,31 @@ class SVDGCN(nn.Module):
     directions. The result is a dense ``(N, N)`` matrix: ``O(N²)`` memory and an
     ``O(N² rank)`` randomised SVD (:func:`torch.svd_lowrank`) per forward, so SVD-GCN is for
     graphs of a few thousand nodes. Negative entries of the low-rank matrix are clipped to
-    0 so that the GCN normalisation is defined (our choice; the paper leaves it open).
+    0 so that the GCN normalisation is defined (our choice; the paper leaves it open);
+    ``clip=False`` keeps them (degrees are then row sums of a signed matrix, clamped at
+    ``1e-12`` by :func:`~graphtrust.graph.normalize_dense`).
     The low-rank matrix is cached for a fixed graph (training) and recomputed when the
     weights carry a gradient (the adaptive attack differentiates through the SVD).
     """
 
     def __init__(self, in_dim: int, out_dim: int, hidden: int = 64, rank: int = 50, dropout: float = 0.5,
-                 num_nodes: int | None = None):
+                 num_nodes: int | None = None, clip: bool = True):
         super().__init__()
         if not isinstance(rank, int) or rank < 1:
             raise ValueError(f"rank must be a positive int, got {rank!r}")
+        if not isinstance(clip, bool):
+            raise ValueError(f"clip must be True or False, got {clip!r}")
         if num_nodes is not None and rank > num_nodes:
             raise ValueError(f"rank {rank} exceeds the number of nodes {num_nodes}")
-        self.rank = rank
+        self.rank, self.clip = rank, clip
         self.lin1, self.lin2 = nn.Linear(in_dim, hidden), nn.Linear(hidden, out_dim)
         self.input_dropout = InputDropout(dropout)
         self.dropout = dropout
         self._memo = _Memo()  # the purified graph of the last fixed graph
 
     def low_rank(self, edge_index: torch.Tensor, edge_weight: torch.Tensor | None, n: int) -> torch.Tensor:
-        """``(N, N)`` non-negative rank-``rank`` approximation of the weighted adjacency."""
+        """``(N, N)`` rank-``rank`` approximation of the weighted adjacency, non-negative
+        when ``clip``."""
         if self.rank > n:
             raise ValueError(f"rank {self.rank} exceeds the number of nodes {n}")
         if edge_weight is None and (low := self._memo.get(edge_index, n)) is not None:
@@ -193,7 +198,8 @@ class SVDGCN(nn.Module):
         with torch.random.fork_rng(devices=[adj.device] if adj.device.type == "cuda" else []):
             torch.manual_seed(0)
             u, s, v = torch.svd_lowrank(adj, q=self.rank, niter=4)
-        low = ((u * s) @ v.t()).clamp_min(0.0)
+        low = (u * s) @ v.t()
+        low = low.clamp_min(0.0) if self.clip else low
         return self._memo.put(edge_index, low.detach(), n) if edge_weight is None else low
 
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None):
