@@ -73,6 +73,8 @@ def test_svd_without_clipping_keeps_the_signed_rank_r_matrix(graph):
     clipped = SVDGCN(data.num_features, 3, rank=5).low_rank(data.edge_index, None, data.num_nodes)
     assert bool((signed < 0).any()) and torch.equal(signed.clamp_min(0.0), clipped)  # same sketch, then the clip
     assert int(torch.linalg.matrix_rank(signed)) == 5
+    deg = SVDGCN(data.num_features, 3, rank=5, clip=False).degrees(data.edge_index, data.num_nodes)
+    assert torch.allclose(deg, signed.sum(1) + 1)
     with pytest.raises(ValueError, match="clip must be True or False, got 'no'"):
         SVDGCN(8, 2, clip="no")
 
@@ -181,6 +183,7 @@ def test_one_cell_measures_every_threat(graph, tmp_path):
         transfer_flips("sbm", 3, path)
 
 
+@pytest.mark.usefixtures("one_thread")  # bitwise: the same training twice
 def test_adversarial_warmup_cells_keep_only_adversarial_epochs_and_match_the_registered_defence(graph, tmp_path):
     from graphtrust.defences.cells import ADVERSARIAL_WARMUP
 
@@ -203,6 +206,7 @@ def test_adversarial_warmup_cells_keep_only_adversarial_epochs_and_match_the_reg
     assert w1.gcn_accuracy == accuracy(gcn.model, data, poisoned, split.test) and w1.gcn_kept_epoch == gcn.kept_epoch
 
 
+@pytest.mark.usefixtures("one_thread")  # bitwise: the same training twice
 def test_svd_clip_cells_pair_the_clipped_and_signed_model_on_one_sketch(graph):
     from graphtrust.defences.cells import SVD_CLIP
 
@@ -220,6 +224,15 @@ def test_svd_clip_cells_pair_the_clipped_and_signed_model_on_one_sketch(graph):
         assert adv.accuracy <= df.loc[(clip, "clean")].accuracy
     clipped = train("svd", data, split, seed=0, epochs=sz.epochs, patience=sz.patience)  # the registered defence
     assert df.loc[(True, "clean")].accuracy == accuracy(clipped.model, data, data.edge_index, split.test)
+    from graphtrust.defences import tables
+
+    t = tables.svd_clip_table(df.reset_index()).loc[("sbm", 0)]
+    attacked = df.xs("adaptive-evasion", level="attack").accuracy * 100
+    assert t["signed − clipped, attacked"] == pytest.approx(round(attacked[False] - attacked[True], 3), abs=2e-3)
+    assert t["clipped, clean"] == pytest.approx(100 * df.loc[(True, "clean")].accuracy, abs=1e-3)
+    main = pd.DataFrame([dict(dataset="sbm", split=0, defence=n, attack="adaptive-evasion", budget=b, accuracy=a)
+                         for n, b, a in (("gcn", adv.budget, 0.7), ("gcn", 0.5, 0.1), ("svd", adv.budget, 0.2))])
+    assert tables.svd_clip_table(df.reset_index(), main).loc[("sbm", 0), "GCN, adaptive-evasion"] == 70.0
 
 
 def _records(adaptive_drop: dict[str, list[float]]) -> pd.DataFrame:

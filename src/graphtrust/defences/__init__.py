@@ -7,7 +7,8 @@
 * :mod:`.meta` — :func:`meta_pgd`: adaptive poisoning through the defender's training
   (PR-BCD on :class:`UnrolledTraining`, the defence's training unrolled).
 * :mod:`.cells` — the chapter's grids on the experiment harness (``defences_main``,
-  ``defences_meta``, ``defences_meta_transfer``).
+  ``defences_meta``, ``defences_meta_transfer``, ``defences_adversarial_warmup``,
+  ``defences_svd_clip``).
 """
 
 from .evaluate import (

@@ -202,6 +202,12 @@ class SVDGCN(nn.Module):
         low = low.clamp_min(0.0) if self.clip else low
         return self._memo.put(edge_index, low.detach(), n) if edge_weight is None else low
 
+    @torch.no_grad()
+    def degrees(self, edge_index: torch.Tensor, n: int) -> torch.Tensor:
+        """``(N,)`` degrees the GCN normalisation sees: row sums of the low-rank matrix plus
+        the self-loop (signed ones, some possibly ≤ 0, when not ``clip``)."""
+        return self.low_rank(edge_index, None, n).sum(1) + 1.0
+
     def forward(self, x: torch.Tensor, edge_index: torch.Tensor, edge_weight: torch.Tensor | None = None):
         from ..graph import normalize_dense
 

@@ -16,7 +16,7 @@ from .evaluate import DEFENCES
 
 __all__ = ["accuracy_table", "robustness_kept", "gains_text", "keeps_gain", "strongest", "cost_table", "meta_table",
            "meta_transfer_table", "versus_gcn", "warmup_table", "plot_budgets", "claims", "where", "n_splits",
-           "diff_text", "cell_seconds", "cell_seconds_text", "GNNGUARD_PRUNE", "PAPER", "DATASETS"]
+           "diff_text", "svd_clip_table", "cell_seconds", "cell_seconds_text", "GNNGUARD_PRUNE", "PAPER", "DATASETS"]
 
 #: what each threat model's transfer and adaptive attacks are called in the records
 PAIRS = {"poisoning": ("transfer-poisoning", "adaptive-poisoning"), "evasion": ("transfer-evasion", "adaptive-evasion")}
@@ -221,6 +221,25 @@ def cost_table(df: pd.DataFrame) -> pd.DataFrame:
     t = t.rename(columns={"accuracy": "clean accuracy", "train_seconds": "train seconds"}).round(2)
     t.index = [_label(i) for i in t.index]
     return t
+
+
+def svd_clip_table(records: pd.DataFrame, main: pd.DataFrame | None = None) -> pd.DataFrame:
+    """SVD-GCN with and without its clip (a ``defences_svd_clip`` run), one row per dataset
+    and split: test accuracy (%) clean and under adaptive evasion for each, the paired
+    difference under attack (signed − clipped, points), and the share of the clean
+    rank-``r`` matrix's entries below zero and their mass over the positive mass. With
+    ``main`` (``defences_main`` records): the undefended GCN under its own adaptive evasion
+    attack in the same cells and budget (``GCN, adaptive-evasion``)."""
+    d = records.assign(accuracy=records.accuracy * 100,
+                       model=records["clip"].map({True: "clipped", False: "signed"}))
+    t = d.pivot_table(index=["dataset", "split"], columns=["model", "attack"], values="accuracy")
+    t.columns = [f"{m}, {a}" for m, a in t.columns]
+    t["signed − clipped, attacked"] = t["signed, adaptive-evasion"] - t["clipped, adaptive-evasion"]
+    t = t.join(d.groupby(["dataset", "split"])[["negative_share", "negative_mass"]].first())
+    if main is not None:
+        g = main[(main.defence == "gcn") & (main.attack == "adaptive-evasion") & (main.budget == d.budget.min())]
+        t["GCN, adaptive-evasion"] = g.set_index(["dataset", "split"]).accuracy.mul(100).reindex(t.index)
+    return t.round(3).rename(index=DATASETS, level="dataset")
 
 
 def cell_seconds(run: Any, defence: str, since: str) -> pd.DataFrame:
