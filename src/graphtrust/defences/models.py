@@ -33,6 +33,7 @@ __all__ = [
     "pair_similarity",
     "JaccardGCN",
     "SVDGCN",
+    "truncated_adjacency",
     "GNNGuard",
     "RGCN",
     "SoftMedianGDC",
@@ -154,6 +155,23 @@ class JaccardGCN(nn.Module):
         return self.gcn(x, edge_index, w)
 
 
+def truncated_adjacency(edge_index: torch.Tensor, edge_weight: torch.Tensor | None, n: int,
+                        rank: int) -> torch.Tensor:
+    """``(N, N)`` signed rank-``rank`` approximation of the weighted adjacency (randomised
+    truncated SVD, :func:`torch.svd_lowrank`), differentiable in ``edge_weight``.
+
+    The sketch is seeded: the same graph gives the same matrix. ``svd_lowrank`` draws from
+    the global generator of the graph's device (the CUDA one on a GPU), restored afterwards.
+    """
+    w = _weights(edge_index, edge_weight, torch.empty(0, device=edge_index.device))
+    adj = torch.zeros(n, n, dtype=w.dtype, device=edge_index.device).index_put(
+        (edge_index[0], edge_index[1]), w, accumulate=True)
+    with torch.random.fork_rng(devices=[adj.device] if adj.device.type == "cuda" else []):
+        torch.manual_seed(0)
+        u, s, v = torch.svd_lowrank(adj, q=rank, niter=4)
+    return (u * s) @ v.t()
+
+
 class SVDGCN(nn.Module):
     """GCN on the rank-``rank`` approximation of the adjacency (Entezari et al., 2020).
 
@@ -190,15 +208,7 @@ class SVDGCN(nn.Module):
             raise ValueError(f"rank {self.rank} exceeds the number of nodes {n}")
         if edge_weight is None and (low := self._memo.get(edge_index, n)) is not None:
             return low
-        w = _weights(edge_index, edge_weight, torch.empty(0, device=edge_index.device))
-        adj = torch.zeros(n, n, dtype=w.dtype, device=edge_index.device).index_put(
-            (edge_index[0], edge_index[1]), w, accumulate=True)
-        # a fixed sketch: the same graph, the same matrix; svd_lowrank draws from the global
-        # generator of adj's device (the CUDA one on a GPU), restored afterwards
-        with torch.random.fork_rng(devices=[adj.device] if adj.device.type == "cuda" else []):
-            torch.manual_seed(0)
-            u, s, v = torch.svd_lowrank(adj, q=self.rank, niter=4)
-        low = (u * s) @ v.t()
+        low = truncated_adjacency(edge_index, edge_weight, n, self.rank)
         low = low.clamp_min(0.0) if self.clip else low
         return self._memo.put(edge_index, low.detach(), n) if edge_weight is None else low
 
